@@ -1,0 +1,119 @@
+"""Turn a SOURCE string into something to analyse: a module, or the layers of a bare state dict.
+
+SOURCE is one of:
+- ``package.module:factory`` (or ``path/to/file.py:factory``): the factory is called with no arguments and must
+  return an ``nn.Module`` (a module object itself is accepted too);
+- a ``.pt`` / ``.pth`` / ``.bin`` file holding a state dict (loaded with ``weights_only=True``), or a
+  ``.safetensors`` file;
+- a local folder with a Hugging Face ``config.json`` (loaded with transformers' ``AutoModel``, offline), or a
+  folder holding a PEFT adapter (``adapter_config.json``, base model loaded through peft);
+- otherwise a Hugging Face model id, fetched through transformers (needs internet or a warm cache).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .main import UsageError
+
+STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
+@dataclass
+class Source:
+    description: str
+    model: nn.Module | None = None
+    state_dict: dict | None = None
+
+
+def _factory(spec: str) -> Source:
+    target, _, attr = spec.rpartition(":")
+    try:
+        if target.endswith(".py") or os.sep in target:
+            path = Path(target)
+            if not path.is_file():
+                raise UsageError(f"no such file: {target}")
+            mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules.setdefault(path.stem, module)
+            mod_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except UsageError:
+        raise
+    except Exception as err:  # the user's module failed to import: say which and why, in one line
+        raise UsageError(f"cannot import {target!r}: {type(err).__name__}: {err}") from None
+    if not hasattr(module, attr):
+        raise UsageError(f"module {target!r} has no attribute {attr!r}")
+    obj = getattr(module, attr)
+    try:
+        model = obj if isinstance(obj, nn.Module) else obj()
+    except Exception as err:
+        raise UsageError(f"calling {spec} failed: {type(err).__name__}: {err}") from None
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
+    return Source(spec, model=model)
+
+
+def _state_dict_file(path: Path) -> Source:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UsageError(f"cannot read {path}: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]  # Lightning-style checkpoints
+    if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"{path} does not hold a state dict of tensors")
+    return Source(str(path), state_dict=state)
+
+
+def _hf(name: str, local: bool) -> Source:
+    try:
+        import transformers
+    except ImportError:
+        raise UsageError("loading Hugging Face models needs transformers: pip install 'modelbalance[hf]'") from None
+    path = Path(name)
+    try:
+        if local and (path / "adapter_config.json").is_file():
+            from peft import AutoPeftModel
+
+            model = AutoPeftModel.from_pretrained(name)
+        else:
+            model = transformers.AutoModel.from_pretrained(name, local_files_only=local)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        where = "local folder" if local else "Hugging Face model id"
+        raise UsageError(f"cannot load {where} {name!r}: {first}") from None
+    return Source(name, model=model)
+
+
+def load_source(source: str) -> Source:
+    """Resolve SOURCE (see module docstring); raises UsageError with one clear line on failure."""
+    path = Path(source)
+    if path.is_file():
+        if path.suffix in STATE_DICT_SUFFIXES + (".safetensors",):
+            return _state_dict_file(path)
+        raise UsageError(f"don't know how to read {source!r}: expected .pt/.pth/.bin/.ckpt/.safetensors, "
+                         "a model folder, module:factory or a Hugging Face model id")
+    if path.is_dir():
+        if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
+            return _hf(source, local=True)
+        raise UsageError(f"folder {source!r} has no config.json (not a Hugging Face model folder)")
+    if ":" in source and not source.startswith(("http:", "https:")):
+        return _factory(source)
+    if path.suffix in STATE_DICT_SUFFIXES + (".safetensors",) or source.startswith((".", "/", "~")):
+        raise UsageError(f"no such file: {source}")
+    return _hf(source, local=False)

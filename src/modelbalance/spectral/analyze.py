@@ -1,0 +1,251 @@
+"""Layers -> eigenvalues -> fits: :func:`measure` for a list of layers, :func:`analyze` for a whole model.
+
+Example
+-------
+>>> import torch.nn as nn
+>>> import modelbalance
+>>> model = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+>>> report = modelbalance.analyze(model, progress=False)
+>>> report.to_frame()[["name", "alpha", "status"]].shape
+(2, 3)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .eigenvalues import BATCH_ELEMENTS, compute_dtype, gram, zero_roundoff
+from .lapack import gram_eigenvalues
+from .matrices import CONV_SCALE, LayerWeight, extract_layers
+from .metrics import spectrum_metrics
+from .powerlaw import FitConfig, fit_power_law
+from .reference import farms_eigenvalues, null_alpha
+
+NAN = float("nan")
+
+
+@dataclass
+class LayerSpectrum:
+    """Everything measured for one layer. ``alpha`` is the raw PL_Alpha_Hill; NaN with a ``status`` when unfit."""
+
+    name: str
+    module_type: str
+    kind: str
+    param_names: tuple[str, ...]
+    matrix_shape: tuple[int, int]
+    num_matrices: int
+    num_eigs: int
+    aspect_ratio: float
+    alpha: float = NAN
+    alpha_stderr: float = NAN
+    xmin: float = NAN
+    num_tail: int = 0
+    ks_distance: float = NAN
+    alpha_null: float = NAN
+    alpha_relative: float = NAN
+    alpha_farms: float = NAN
+    spectral_norm: float = NAN
+    log_spectral_norm: float = NAN
+    frobenius_norm: float = NAN
+    stable_rank: float = NAN
+    alpha_weighted: float = NAN
+    entropy: float = NAN
+    num_nonzero: int = 0
+    status: str = "ok"
+    eigenvalues: np.ndarray | None = field(default=None, repr=False)
+
+    def as_record(self) -> dict:
+        """A flat dict of the scalar fields (no eigenvalues), for tables and JSON."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "eigenvalues"}
+        out["param_names"] = ";".join(self.param_names)
+        out["matrix_shape"] = "x".join(str(s) for s in self.matrix_shape)
+        return out
+
+
+def _new_spectrum(layer: LayerWeight) -> LayerSpectrum:
+    rows, cols = layer.matrix_shape
+    return LayerSpectrum(
+        name=layer.name, module_type=layer.module_type, kind=layer.kind, param_names=layer.param_names,
+        matrix_shape=(rows, cols), num_matrices=layer.num_matrices, num_eigs=layer.num_eigenvalues,
+        aspect_ratio=max(rows, cols) / max(min(rows, cols), 1),
+    )
+
+
+def _check_finite(layer: LayerWeight, mats: torch.Tensor, nonfinite: str, spec: LayerSpectrum) -> bool:
+    """False (and a status) for NaN/Inf weights when skipping; raises by default. True when all finite."""
+    if bool(torch.isfinite(mats).all()):
+        return True
+    if nonfinite == "raise":
+        raise ValueError(f"layer {layer.name!r} has NaN or Inf weights; pass nonfinite='skip' to skip such layers")
+    warnings.warn(f"skipping layer {layer.name!r}: NaN or Inf weights", stacklevel=4)
+    spec.status = "skipped: NaN or Inf weights"
+    return False
+
+
+def _fit_into(spec: LayerSpectrum, eigs: np.ndarray, fit: FitConfig, min_eigs: int, relative: bool,
+              keep: bool) -> None:
+    nonzero = int((eigs > 0).sum())
+    spec.eigenvalues = eigs if keep else None
+    if spec.num_eigs < min_eigs:
+        spec.status = f"too few eigenvalues ({spec.num_eigs} < min_eigs={min_eigs})"
+    elif nonzero == 0:
+        spec.status = "zero matrix: all eigenvalues are 0"
+    elif nonzero < min_eigs:
+        spec.status = f"rank-deficient: {nonzero} nonzero eigenvalues of {spec.num_eigs} (< min_eigs={min_eigs})"
+    else:
+        result = fit_power_law(eigs, config=fit)
+        spec.status = result.status
+        if result.ok:
+            spec.alpha, spec.alpha_stderr, spec.xmin = result.alpha, result.alpha_stderr, result.xmin
+            spec.num_tail, spec.ks_distance = result.num_tail, result.ks_distance
+    for key, value in spectrum_metrics(eigs, spec.alpha).items():
+        setattr(spec, key, value)
+    if relative and math.isfinite(spec.alpha):
+        ref = null_alpha(spec.matrix_shape, spec.num_matrices, spec.kind == "spectral_conv", fit)
+        spec.alpha_null = ref.mean
+        spec.alpha_relative = spec.alpha - ref.mean
+
+
+def _farms_into(spec: LayerSpectrum, mats: torch.Tensor, fit: FitConfig, dtype: torch.dtype) -> None:
+    result = fit_power_law(farms_eigenvalues(mats, dtype=dtype), config=fit)
+    spec.alpha_farms = result.alpha
+
+
+def measure(
+    layers: list[LayerWeight],
+    *,
+    fit: FitConfig | None = None,
+    dtype: torch.dtype = torch.float32,
+    relative: bool = True,
+    farms: bool = False,
+    min_eigs: int = 10,
+    nonfinite: str = "raise",
+    progress: bool = False,
+    keep_eigenvalues: bool = False,
+    batch_elements: int = BATCH_ELEMENTS,
+) -> list[LayerSpectrum]:
+    """Eigenvalues, power-law fit and metrics of each layer, in the order given.
+
+    Parameters
+    ----------
+    layers : list of LayerWeight
+        From :func:`modelbalance.spectral.extract_layers`.
+    fit : FitConfig
+        How xmin is chosen (default: fixed at the median, xmin_pos=2).
+    dtype : torch.float32 or torch.float64
+        Precision of the eigensolver (half precision weights are upcast).
+    relative : bool
+        Also report ``alpha_relative = alpha - alpha_null`` against same-shape Gaussian matrices (cached).
+    farms : bool
+        Also compute the FARMS alpha (costs one more decomposition per layer, on submatrices).
+    min_eigs : int
+        Layers with fewer eigenvalues (or fewer nonzero ones) get alpha NaN and a status saying so.
+    nonfinite : {"raise", "skip"}
+        NaN/Inf weights raise a ValueError naming the layer, or the layer is skipped with a warning.
+    keep_eigenvalues : bool
+        Keep each layer's sorted eigenvalues on the result (needed for ESD plots).
+    """
+    fit = fit or FitConfig()
+    if nonfinite not in ("raise", "skip"):
+        raise ValueError(f"nonfinite must be 'raise' or 'skip', got {nonfinite!r}")
+    if min_eigs < 2:
+        raise ValueError(f"min_eigs must be at least 2, got {min_eigs}")
+    compute_dtype(torch.float32, dtype)  # validates dtype up front
+    specs = [_new_spectrum(layer) for layer in layers]
+    bar = tqdm(total=len(layers), desc="spectra", unit="layer", disable=not progress, leave=False)
+
+    def finish(i: int, per_matrix: np.ndarray | torch.Tensor) -> None:
+        layer, spec = layers[i], specs[i]
+        if isinstance(per_matrix, torch.Tensor):
+            per_matrix = per_matrix.double().cpu().numpy()
+        if not np.isfinite(per_matrix).all():
+            # NaN/Inf weights propagate into the Gram matrix; only now pay for a full check of the weights.
+            if not _check_finite(layer, layer.matrices(), nonfinite, spec):
+                bar.update()
+                return
+            raise ValueError(f"layer {layer.name!r}: the Gram matrix overflowed in {dtype}; use dtype=torch.float64")
+        eigs = np.sort(zero_roundoff(per_matrix, max(layer.matrix_shape)).reshape(-1).astype(np.float64))
+        _fit_into(spec, eigs, fit, min_eigs, relative, keep_eigenvalues)
+        if farms:
+            _farms_into(spec, layer.matrices(), fit, dtype)
+        bar.update()
+
+    # CPU, real: LAPACK per matrix, one layer per core (see spectral/lapack.py).
+    cpu = [i for i, layer in enumerate(layers) if layer.device.type == "cpu" and not layer.is_complex]
+    makers = [lambda layer=layers[i]: layer.matrices().to(compute_dtype(torch.float32, dtype)).numpy()
+              for i in cpu]
+    for i, per_matrix in zip(cpu, gram_eigenvalues(makers, workers=max(1, torch.get_num_threads()))):
+        finish(i, per_matrix)
+
+    # Accelerators and complex weights: Gram matrices of equal size are stacked and decomposed in one call.
+    batched: dict[tuple, list[int]] = defaultdict(list)
+    done = set(cpu)
+    for i, layer in enumerate(layers):
+        if i not in done:
+            side = min(layer.matrix_shape)
+            batched[(side, layer.device, layer.is_complex)].append(i)
+    for (side, _, _), idx in batched.items():
+        per_batch = max(1, batch_elements // (side * side))
+        grams, owners = [], []
+        for pos, i in enumerate(idx):
+            mats = layers[i].matrices()
+            g = gram(mats.to(compute_dtype(mats.dtype, dtype)))
+            grams.append(g)
+            owners.append((i, g.shape[0]))
+            if sum(x.shape[0] for x in grams) >= per_batch or pos == len(idx) - 1:
+                eigs = torch.linalg.eigvalsh(torch.cat(grams))
+                for j, count in owners:
+                    finish(j, eigs[:count])
+                    eigs = eigs[count:]
+                grams, owners = [], []
+    bar.close()
+    return specs
+
+
+def analyze(
+    model: torch.nn.Module,
+    *,
+    include=None,
+    exclude=None,
+    types=None,
+    lora: str = "effective",
+    embeddings: bool = False,
+    spectral_conv: bool = True,
+    conv_scale: float = CONV_SCALE,
+    xmin="fixed",
+    xmin_pos: float = 2.0,
+    fit: FitConfig | None = None,
+    dtype: torch.dtype = torch.float32,
+    relative: bool = True,
+    farms: bool = False,
+    min_eigs: int = 10,
+    nonfinite: str = "raise",
+    progress: bool = True,
+    layers: list[LayerWeight] | None = None,
+):
+    """Layer-wise spectral analysis of ``model``: a :class:`~modelbalance.spectral.report.SpectralReport`.
+
+    Layer selection (``include``, ``exclude``, ``types``, ``lora``, ``embeddings``, ``spectral_conv``,
+    ``conv_scale``) is documented in :func:`~modelbalance.spectral.matrices.extract_layers`; the fit and
+    measurement options (``xmin``, ``xmin_pos``, ``dtype``, ``relative``, ``farms``, ``min_eigs``, ``nonfinite``)
+    in :func:`measure`. ``layers`` skips extraction (e.g. for a bare state dict).
+    """
+    from .report import SpectralReport
+
+    fit = fit or FitConfig(xmin=xmin, xmin_pos=xmin_pos)
+    if layers is None:
+        layers = extract_layers(model, include=include, exclude=exclude, types=types, lora=lora,
+                                embeddings=embeddings, spectral_conv=spectral_conv, conv_scale=conv_scale)
+    with torch.no_grad():
+        specs = measure(layers, fit=fit, dtype=dtype, relative=relative, farms=farms, min_eigs=min_eigs,
+                        nonfinite=nonfinite, progress=progress, keep_eigenvalues=True)
+    settings = dict(xmin=fit.xmin, xmin_pos=fit.xmin_pos, dtype=str(dtype).replace("torch.", ""),
+                    min_eigs=min_eigs, relative=relative, farms=farms)
+    return SpectralReport(specs, settings)

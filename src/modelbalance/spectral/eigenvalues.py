@@ -1,0 +1,92 @@
+"""Eigenvalues of W^H W for stacks of matrices: Gram matrix of the smaller side plus a symmetric eigensolver.
+
+Example
+-------
+>>> import torch
+>>> from modelbalance.spectral.eigenvalues import esd
+>>> w = torch.randn(3, 64, 32)                      # three 64 x 32 matrices
+>>> esd(w).shape                                    # their 96 eigenvalues, pooled and sorted
+(96,)
+
+Why a Gram matrix: for W (n x m) the eigenvalues of the m x m (or n x n, whichever is smaller) Gram matrix are the
+squared singular values, and a symmetric eigensolver on it is 2-4x cheaper than an SVD. In float32 the top half of
+the spectrum agrees with a float64 SVD to ~1e-6 relative; eigenvalues below the Gram matrix's round-off level
+(``max(n, m) * eps * lambda_max``) are set to exactly 0 and count as rank deficiency.
+
+Where it runs: on the weights' own device. Half precision is upcast to float32 (``dtype=torch.float64`` for double).
+On the CPU, real matrices go through LAPACK ``syrk`` (half the flops of a matmul) and ``syevd`` one at a time, which
+beats torch's batched CPU path; elsewhere (CUDA, complex) the Gram matrices of up to ``batch_elements`` numbers are
+stacked and decomposed in one batched ``torch.linalg.eigvalsh`` call.
+
+Memory: besides one layer's matrices when they are not a view of the weights (LoRA effective weights, grouped or
+transposed convs), the extra memory is bounded by the stacked Gram matrices of one batch, at most
+``batch_elements`` numbers (default 2^24, 64 MiB in float32), plus the eigenvalues themselves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+BATCH_ELEMENTS = 1 << 24
+
+from .lapack import gram_eigenvalues
+
+
+def compute_dtype(tensor_dtype: torch.dtype, dtype: torch.dtype = torch.float32) -> torch.dtype:
+    """The dtype eigenvalues are computed in: at least float32, complex kept complex."""
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    if tensor_dtype.is_complex:
+        return torch.complex128 if dtype == torch.float64 else torch.complex64
+    return dtype
+
+
+def gram(mats: torch.Tensor) -> torch.Tensor:
+    """(b, n, m) -> (b, s, s) Hermitian Gram matrices of the smaller side s = min(n, m)."""
+    n, m = mats.shape[-2:]
+    return mats.mH @ mats if n >= m else mats @ mats.mH
+
+
+def zero_roundoff(eigs, big_side: int):
+    """Clamp negatives and eigenvalues at or below the Gram matrix's round-off level (per row) to 0.
+
+    Works on torch tensors and numpy arrays of shape (..., s).
+    """
+    if isinstance(eigs, np.ndarray):
+        eigs = np.maximum(eigs, 0)
+        top = eigs.max(axis=-1, keepdims=True)
+        return np.where(eigs > np.finfo(eigs.dtype).eps * big_side * top, eigs, 0)
+    eigs = eigs.clamp_min(0)
+    top = eigs.max(dim=-1, keepdim=True).values
+    return torch.where(eigs > torch.finfo(eigs.dtype).eps * big_side * top, eigs, torch.zeros_like(eigs))
+
+
+def esd_batches(mats: torch.Tensor, dtype: torch.dtype = torch.float32,
+                batch_elements: int = BATCH_ELEMENTS) -> torch.Tensor:
+    """Per-matrix eigenvalues of W^H W, ascending: (b, n, m) -> (b, min(n, m)), in the compute dtype's real type.
+
+    Computed on ``mats.device``; the result stays there.
+    """
+    if mats.dim() != 3:
+        raise ValueError(f"expected a (batch, rows, cols) tensor, got shape {tuple(mats.shape)}")
+    target = compute_dtype(mats.dtype, dtype)
+    n, m = mats.shape[-2:]
+    s = min(n, m)
+    if mats.device.type == "cpu" and not mats.is_complex():
+        stack = mats.to(target).numpy()
+        eigs = torch.from_numpy(next(gram_eigenvalues([lambda: stack])))
+    else:
+        per_batch = max(1, batch_elements // max(s * s, 1))
+        parts = []
+        for lo in range(0, mats.shape[0], per_batch):
+            g = gram(mats[lo : lo + per_batch].to(target))
+            parts.append(torch.linalg.eigvalsh(g))
+        eigs = torch.cat(parts)
+    return zero_roundoff(eigs, max(n, m))
+
+
+def esd(mats: torch.Tensor, dtype: torch.dtype = torch.float32, batch_elements: int = BATCH_ELEMENTS) -> np.ndarray:
+    """Pooled, sorted (ascending) eigenvalues of all matrices in a (b, n, m) stack, as float64 numpy."""
+    eigs = esd_batches(mats, dtype=dtype, batch_elements=batch_elements)
+    return np.sort(eigs.reshape(-1).double().cpu().numpy())
