@@ -1,0 +1,503 @@
+"""Generated PDE operator-learning data sets, cached on disk, and seeded training-subset selection.
+
+Usage::
+
+    from modelbalance.experiments.pde.datasets import generate, subsample_indices
+
+    x, y = generate("burgers", 1024, resolution=1024, nu=0.01, seed=0)   # float32 (1024, 1, 1024) each
+    x_test, y_test = generate("burgers", 256, resolution=1024, nu=0.01, seed=1)
+    train = subsample_indices(len(x), 0.025, seed=0)   # 2.5 % of the pool, nested in larger fractions
+
+Tasks (each maps an input field to an output field; arrays are ``(N, 1, *grid)`` float32):
+
+========================  =================================  ==========================================
+task                      input                              target
+========================  =================================  ==========================================
+``"burgers"``             ``u(x, 0)``, random sine series    ``u(x, t_final)`` of viscous Burgers
+``"advection"``           ``u(x, 0)``, random sine series    ``u(x, t_final) = u(x - beta t_final, 0)``
+``"reaction_diffusion"``  ``u(x, 0)`` in [0, 1]              ``u(x, t_final)`` of Fisher-KPP
+``"darcy"``               two-phase coefficient ``a(x, y)``  ``u`` with ``-div(a grad u) = f``, ``u=0``
+========================  =================================  ==========================================
+
+1D grids are ``x_j = j / resolution`` on the periodic interval [0, 1); the Darcy grid is ``resolution x
+resolution`` nodes of the unit square including the boundary (see :mod:`.darcy`).
+
+Caching: each call's parameters (everything except ``cache_dir``, ``use_cache`` and ``progress``), the task
+name and a per-task format version are hashed into a key; the arrays live in ``<cache_dir>/<task>-<key>.npz``.
+The cache directory is the ``cache_dir`` argument if given, else ``$MODELBALANCE_CACHE/pde`` if that
+environment variable is set, else ``~/.cache/modelbalance/pde``. A missing or unreadable file is regenerated;
+files are written to a temporary name and renamed, so concurrent runs never see a half-written file.
+
+Determinism: a seed fixes the data. Sample ``i`` of ``generate(task, n, seed=s)`` does not depend on ``n`` (up
+to round-off of the automatically chosen Burgers solver grid), so a pool of 1000 samples is the prefix of a
+pool of 2000 with the same seed. Use different seeds for training and test pools.
+
+Resolution limits (Burgers): the spectral solver needs the fronts resolved; with the default initial
+conditions (``|u| <= 2``, wavenumbers <= 4) 1024 points resolve ``nu`` down to about 0.003 by ``t_final = 1``.
+Below that a ``RuntimeWarning`` reports the under-resolution (PDEBench's ``nu = 0.001`` data needs a
+shock-capturing solver).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .advection import solve_advection
+from .burgers import solve_burgers
+from .darcy import solve_darcy
+from .random_fields import random_sine_series, two_phase_coefficient
+from .reaction_diffusion import reaction_diffusion_time_step, solve_reaction_diffusion
+from .spectral1d import spectral_scale, spectral_tail
+
+__all__ = [
+    "TASKS",
+    "generate",
+    "generate_burgers",
+    "generate_advection",
+    "generate_reaction_diffusion",
+    "generate_darcy",
+    "default_cache_dir",
+    "cache_path",
+    "subsample_indices",
+]
+
+# Bump a task's version whenever its generator changes the numbers it produces, so old cache files are not
+# reused.
+_FORMAT_VERSIONS = {"burgers": 1, "advection": 1, "reaction_diffusion": 1, "darcy": 1}
+_CHUNK_1D = 256  # samples per solver call: large enough to vectorise, small enough for a lively progress bar
+_CHUNK_2D = 50
+# Spectral-tail thresholds (relative to the initial condition's largest mode) for the 1D spectral solvers: the
+# automatic solver grid must reach PILOT_TAIL on the steepest samples; above WARN_TAIL the stored float32 data
+# would carry visible truncation error.
+_PILOT_TAIL = 1e-9
+_WARN_TAIL = 1e-7
+_PILOT_SAMPLES = 16
+
+
+def default_cache_dir() -> Path:
+    """Where generated PDE data is cached: ``$MODELBALANCE_CACHE/pde`` or ``~/.cache/modelbalance/pde``.
+
+    Usage: ``print(default_cache_dir())``.
+    """
+    root = os.environ.get("MODELBALANCE_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "modelbalance"
+    return base / "pde"
+
+
+def cache_path(task: str, params: dict, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache file for ``task`` generated with ``params`` (a JSON-serialisable dict of arguments).
+
+    Usage: ``cache_path("darcy", {"n_samples": 10, "resolution": 64, ...})``. The key is the first 16 hex
+    digits of the SHA-256 of the canonical JSON of ``{"task", "version", **params}``.
+    """
+    if task not in _FORMAT_VERSIONS:
+        raise ValueError(f"unknown PDE task {task!r}; known: {sorted(_FORMAT_VERSIONS)}")
+    payload = json.dumps({"task": task, "version": _FORMAT_VERSIONS[task], **params}, sort_keys=True)
+    key = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return directory / f"{task}-{key}.npz"
+
+
+def generate_burgers(
+    n_samples: int,
+    *,
+    resolution: int = 1024,
+    nu: float = 0.01,
+    t_final: float = 1.0,
+    seed: int = 0,
+    n_waves: int = 2,
+    max_wavenumber: int = 4,
+    amplitude: float = 1.0,
+    solver_resolution: int | str = "auto",
+    courant: float = 0.4,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Burgers ``u(x, 0) -> u(x, t_final)`` pairs, ``u_t + u u_x = nu u_xx`` periodic on [0, 1).
+
+    Usage: ``x, y = generate_burgers(256, resolution=1024, nu=0.01)`` -> two float32 (256, 1, 1024) arrays.
+
+    Parameters
+    ----------
+    n_samples, resolution, nu, t_final, seed :
+        Number of pairs, grid points (even), viscosity, final time, random seed.
+    n_waves, max_wavenumber, amplitude :
+        Initial conditions ``sum_j A_j sin(2 pi m_j x + phi_j)`` (see
+        :func:`~modelbalance.experiments.pde.random_fields.random_sine_series`); ``|u| <= n_waves *
+        amplitude``.
+    solver_resolution : int or "auto"
+        Grid the ETDRK4 solver runs on (must divide ``resolution``); the solution is interpolated spectrally
+        to ``resolution``. ``"auto"`` takes the coarsest grid ``resolution / 2^j`` on which the steepest 16
+        samples are resolved to 1e-9 relative spectral tail (e.g. 256 for the defaults, 4-10x faster than
+        1024).
+    courant :
+        Time step ``courant / (solver_resolution * n_waves * amplitude)``.
+    cache_dir, use_cache, progress :
+        Cache directory (module docstring), whether to read/write the cache, tqdm bar (None: only on a TTY).
+    """
+    params = {
+        "n_samples": _positive_int("n_samples", n_samples),
+        "resolution": _even_resolution(resolution, minimum=2 * max_wavenumber + 2),
+        "nu": _positive_float("nu", nu),
+        "t_final": _nonnegative_float("t_final", t_final),
+        "seed": int(seed),
+        "n_waves": _positive_int("n_waves", n_waves),
+        "max_wavenumber": _positive_int("max_wavenumber", max_wavenumber),
+        "amplitude": _positive_float("amplitude", amplitude),
+        "solver_resolution": solver_resolution if solver_resolution == "auto" else int(solver_resolution),
+        "courant": _positive_float("courant", courant),
+    }
+
+    def build(bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+        p = params
+        u0 = _sine_initial_conditions(p)
+
+        def solve(u: np.ndarray, n_solve: int) -> np.ndarray:
+            dt = p["courant"] / (n_solve * p["n_waves"] * p["amplitude"])
+            return solve_burgers(u, nu=p["nu"], t_final=p["t_final"], dt=dt, solver_resolution=n_solve)
+
+        n_solve = _choose_solver_resolution(u0, p, solve)
+        return u0, _solve_1d_in_chunks(u0, lambda u: solve(u, n_solve), n_solve, bar, "burgers")
+
+    return _cached("burgers", params, build, cache_dir, use_cache, progress)
+
+
+def generate_advection(
+    n_samples: int,
+    *,
+    resolution: int = 1024,
+    beta: float = 0.4,
+    t_final: float = 2.0,
+    seed: int = 0,
+    n_waves: int = 2,
+    max_wavenumber: int = 4,
+    amplitude: float = 1.0,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Advection ``u(x, 0) -> u(x - beta t_final, 0)`` pairs (exact shift), PDEBench's 1D advection task.
+
+    Usage: ``x, y = generate_advection(128, resolution=256, beta=0.4, t_final=2.0)`` -> float32 (128, 1, 256).
+
+    Same initial conditions and cache arguments as :func:`generate_burgers`; PDEBench uses ``beta`` in
+    0.1 ... 4 and ``t_final = 2``.
+    """
+    params = {
+        "n_samples": _positive_int("n_samples", n_samples),
+        "resolution": _even_resolution(resolution, minimum=2 * max_wavenumber + 2),
+        "beta": _finite_float("beta", beta),
+        "t_final": _nonnegative_float("t_final", t_final),
+        "seed": int(seed),
+        "n_waves": _positive_int("n_waves", n_waves),
+        "max_wavenumber": _positive_int("max_wavenumber", max_wavenumber),
+        "amplitude": _positive_float("amplitude", amplitude),
+    }
+
+    def build(bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+        u0 = _sine_initial_conditions(params)
+        target = solve_advection(u0, beta=params["beta"], t_final=params["t_final"])
+        bar.update(len(u0))
+        return u0, target
+
+    return _cached("advection", params, build, cache_dir, use_cache, progress)
+
+
+def generate_reaction_diffusion(
+    n_samples: int,
+    *,
+    resolution: int = 1024,
+    nu: float = 0.01,
+    rho: float = 5.0,
+    t_final: float = 1.0,
+    seed: int = 0,
+    n_waves: int = 2,
+    max_wavenumber: int = 4,
+    solver_resolution: int | str = "auto",
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reaction-diffusion ``u(x, 0) -> u(x, t_final)`` pairs for ``u_t = nu u_xx + rho u (1 - u)`` (periodic).
+
+    Usage: ``x, y = generate_reaction_diffusion(64, resolution=256)`` -> float32 (64, 1, 256) arrays.
+
+    Initial conditions ``0.5 + s(x) / (2 n_waves)`` with ``s`` a unit-amplitude random sine series, so they
+    lie in [0, 1]. ``solver_resolution`` as in :func:`generate_burgers`; time step
+    :func:`~modelbalance.experiments.pde.reaction_diffusion.reaction_diffusion_time_step`.
+    """
+    params = {
+        "n_samples": _positive_int("n_samples", n_samples),
+        "resolution": _even_resolution(resolution, minimum=2 * max_wavenumber + 2),
+        "nu": _nonnegative_float("nu", nu),
+        "rho": _nonnegative_float("rho", rho),
+        "t_final": _nonnegative_float("t_final", t_final),
+        "seed": int(seed),
+        "n_waves": _positive_int("n_waves", n_waves),
+        "max_wavenumber": _positive_int("max_wavenumber", max_wavenumber),
+        "solver_resolution": solver_resolution if solver_resolution == "auto" else int(solver_resolution),
+    }
+
+    def build(bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+        p = params
+        u0 = 0.5 + _sine_initial_conditions({**p, "amplitude": 1.0}) / (2.0 * p["n_waves"])
+        dt = reaction_diffusion_time_step(p["rho"])
+
+        def solve(u: np.ndarray, n_solve: int) -> np.ndarray:
+            return solve_reaction_diffusion(
+                u, nu=p["nu"], rho=p["rho"], t_final=p["t_final"], dt=dt, solver_resolution=n_solve
+            )
+
+        n_solve = _choose_solver_resolution(u0, p, solve)
+        return u0, _solve_1d_in_chunks(u0, lambda u: solve(u, n_solve), n_solve, bar, "reaction_diffusion")
+
+    return _cached("reaction_diffusion", params, build, cache_dir, use_cache, progress)
+
+
+def generate_darcy(
+    n_samples: int,
+    *,
+    resolution: int = 64,
+    high: float = 12.0,
+    low: float = 3.0,
+    forcing: float = 1.0,
+    alpha: float = 2.0,
+    tau: float = 3.0,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Darcy ``a(x, y) -> u(x, y)`` pairs: ``-div(a grad u) = forcing`` in the unit square, ``u = 0`` outside.
+
+    Usage: ``a, u = generate_darcy(100, resolution=64)`` -> two float32 (100, 1, 64, 64) arrays.
+
+    ``a`` takes the value ``high`` where a Gaussian random field with covariance ``(-Laplacian +
+    tau^2)^-alpha`` is >= 0 and ``low`` elsewhere (FNO's Darcy set: 12 / 3, alpha 2, tau 3, forcing 1); see
+    :func:`~modelbalance.experiments.pde.random_fields.two_phase_coefficient` and
+    :func:`~modelbalance.experiments.pde.darcy.solve_darcy`.
+    """
+    params = {
+        "n_samples": _positive_int("n_samples", n_samples),
+        "resolution": _positive_int("resolution", resolution),
+        "high": _positive_float("high", high),
+        "low": _positive_float("low", low),
+        "forcing": _finite_float("forcing", forcing),
+        "alpha": _positive_float("alpha", alpha),
+        "tau": _nonnegative_float("tau", tau),
+        "seed": int(seed),
+    }
+    if params["resolution"] < 3:
+        raise ValueError(f"resolution must be >= 3 for Darcy, got {resolution}")
+
+    def build(bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+        p = params
+        rng = np.random.default_rng(p["seed"])
+        coeff = two_phase_coefficient(
+            rng,
+            n_samples=p["n_samples"],
+            resolution=p["resolution"],
+            high=p["high"],
+            low=p["low"],
+            alpha=p["alpha"],
+            tau=p["tau"],
+        )
+        solution = np.empty_like(coeff)
+        for start in range(0, len(coeff), _CHUNK_2D):
+            stop = min(start + _CHUNK_2D, len(coeff))
+            solution[start:stop] = solve_darcy(coeff[start:stop], forcing=p["forcing"])
+            bar.update(stop - start)
+        return coeff, solution
+
+    return _cached("darcy", params, build, cache_dir, use_cache, progress)
+
+
+TASKS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "burgers": generate_burgers,
+    "advection": generate_advection,
+    "reaction_diffusion": generate_reaction_diffusion,
+    "darcy": generate_darcy,
+}
+
+
+def generate(task: str, n_samples: int, **params) -> tuple[np.ndarray, np.ndarray]:
+    """Generate (or load from cache) ``n_samples`` input/target pairs of ``task``; see :data:`TASKS`.
+
+    Usage: ``x, y = generate("darcy", 500, resolution=64, seed=0)``. Keyword arguments go to the task's
+    generator (``generate_<task>``). Returns two float32 arrays of shape ``(n_samples, 1, *grid)``.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown PDE task {task!r}; known: {sorted(TASKS)}")
+    return TASKS[task](n_samples, **params)
+
+
+def subsample_indices(n_pool: int, fraction: float, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded random ``fraction`` of a pool of ``n_pool`` samples (at least one).
+
+    Usage: ``idx = subsample_indices(1000, 0.006, seed=0)`` -> 6 indices; ``x_train = x_pool[idx]``.
+
+    The subset is the first ``max(1, round(fraction * n_pool))`` entries of one seeded permutation of the
+    pool, so for a fixed ``(n_pool, seed)`` smaller fractions give subsets of larger ones (nested), and the
+    same arguments always give the same indices. ``fraction`` must lie in (0, 1].
+    """
+    n_pool = _positive_int("n_pool", n_pool)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating, np.integer)):
+        raise TypeError(f"fraction must be a number in (0, 1], got {fraction!r}")
+    if not (0.0 < float(fraction) <= 1.0):
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    n_keep = min(n_pool, max(1, int(round(float(fraction) * n_pool))))
+    order = np.random.default_rng(int(seed)).permutation(n_pool)
+    return np.sort(order[:n_keep]).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _sine_initial_conditions(p: dict) -> np.ndarray:
+    return random_sine_series(
+        np.random.default_rng(p["seed"]),
+        n_samples=p["n_samples"],
+        resolution=p["resolution"],
+        n_waves=p["n_waves"],
+        max_wavenumber=p["max_wavenumber"],
+        amplitude=p["amplitude"],
+    )
+
+
+def _choose_solver_resolution(u0: np.ndarray, p: dict, solve: Callable[[np.ndarray, int], np.ndarray]) -> int:
+    """The solver grid: ``p["solver_resolution"]``, or for "auto" the coarsest one resolving a pilot batch."""
+    n = p["resolution"]
+    requested = p["solver_resolution"]
+    if requested != "auto":
+        if requested < 4 or requested > n or n % requested or requested % 2:
+            raise ValueError(f"solver_resolution={requested} must be an even divisor of resolution={n}")
+        return requested
+    candidates = [n]
+    while candidates[-1] % 4 == 0 and candidates[-1] // 2 >= max(32, 3 * p["max_wavenumber"] + 2):
+        candidates.append(candidates[-1] // 2)
+    # Pilot on the samples with the steepest initial slopes: they form the sharpest fronts.
+    slope = np.abs(np.diff(u0, axis=-1, append=u0[:, :1])).max(axis=-1)
+    pilot = u0[np.sort(np.argsort(-slope, kind="stable")[:_PILOT_SAMPLES])]
+    for n_solve in reversed(candidates[1:]):
+        coarse = solve(pilot, n_solve)[:, :: n // n_solve]
+        if spectral_tail(coarse, scale=spectral_scale(pilot)).max() < _PILOT_TAIL:
+            return n_solve
+    return n
+
+
+def _solve_1d_in_chunks(
+    u0: np.ndarray, solve: Callable[[np.ndarray], np.ndarray], n_solve: int, bar: tqdm, task: str
+) -> np.ndarray:
+    out = np.empty_like(u0)
+    worst_tail = 0.0
+    stride = u0.shape[-1] // n_solve
+    for start in range(0, len(u0), _CHUNK_1D):
+        stop = min(start + _CHUNK_1D, len(u0))
+        out[start:stop] = solve(u0[start:stop])
+        tail = spectral_tail(out[start:stop, ::stride], scale=spectral_scale(u0[start:stop]))
+        worst_tail = max(worst_tail, float(tail.max()))
+        bar.update(stop - start)
+    if worst_tail > _WARN_TAIL:
+        warnings.warn(
+            f"{task}: the solution is under-resolved on the {n_solve}-point solver grid (relative spectral "
+            f"tail {worst_tail:.1e}); increase resolution or viscosity",
+            RuntimeWarning,
+        )
+    return out
+
+
+def _cached(
+    task: str,
+    params: dict,
+    build: Callable[[tqdm], tuple[np.ndarray, np.ndarray]],
+    cache_dir: str | os.PathLike | None,
+    use_cache: bool,
+    progress: bool | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    path = cache_path(task, params, cache_dir)
+    if use_cache and path.exists():
+        loaded = _read_cache(path, params)
+        if loaded is not None:
+            return loaded
+    disable = None if progress is None else not progress
+    with tqdm(total=params["n_samples"], desc=f"generating {task}", unit="sample", disable=disable) as bar:
+        inputs, targets = build(bar)
+    inputs = np.ascontiguousarray(inputs[:, None], dtype=np.float32)
+    targets = np.ascontiguousarray(targets[:, None], dtype=np.float32)
+    if use_cache:
+        _write_cache(path, inputs, targets, params)
+    return inputs, targets
+
+
+def _read_cache(path: Path, params: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stored = json.loads(str(data["params"]))
+            if stored != json.loads(json.dumps(params)):
+                raise ValueError("parameters differ from the requested ones")
+            return data["inputs"], data["targets"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        warnings.warn(f"ignoring unreadable PDE cache file {path} ({err}); regenerating", RuntimeWarning)
+        return None
+
+
+def _write_cache(path: Path, inputs: np.ndarray, targets: np.ndarray, params: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(
+                handle, inputs=inputs, targets=targets, params=np.array(json.dumps(params, sort_keys=True))
+            )
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _even_resolution(value, *, minimum: int) -> int:
+    value = _positive_int("resolution", value)
+    if value % 2 or value < minimum:
+        raise ValueError(f"resolution must be an even integer >= {minimum}, got {value}")
+    return value
+
+
+def _finite_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
+def _positive_float(name: str, value) -> float:
+    value = _finite_float(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def _nonnegative_float(name: str, value) -> float:
+    value = _finite_float(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
