@@ -59,8 +59,12 @@ def main():
     from modelbalance.spectral.reference import _null_alpha
 
     torch.set_num_threads(args.threads)
-    results = {"threads": args.threads, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-               "cpu_count": os.cpu_count()}
+    results = {
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
     with threadpool_limits(args.threads):
         model = build_model()
         layers = extract_layers(model)
@@ -86,11 +90,15 @@ def main():
         t_svd, svd_alphas = time_call(svd_loop, args.repeat)
         results["svdvals_loop_s"] = t_svd
 
-        ref = {layer.name: fit_power_law(torch.linalg.svdvals(layer.matrices().double()).reshape(-1) ** 2).alpha
-               for layer in layers}
+        ref = {
+            layer.name: fit_power_law(torch.linalg.svdvals(layer.matrices().double()).reshape(-1) ** 2).alpha
+            for layer in layers
+        }
         diffs = np.array([abs(report[name].alpha - a) for name, a in ref.items()])
         results["max_abs_alpha_diff_vs_float64_svd"] = float(diffs.max())
-        results["max_abs_alpha_diff_svdvals_fp32"] = float(max(abs(svd_alphas[n] - a) for n, a in ref.items()))
+        results["max_abs_alpha_diff_svdvals_fp32"] = float(
+            max(abs(svd_alphas[n] - a) for n, a in ref.items())
+        )
 
         if not args.skip_ww:
             import weightwatcher as ww

@@ -9,7 +9,15 @@ from .spectral import FitConfig, PowerLawFit, SpectralReport, analyze, extract_l
 
 __version__ = "0.1.0"
 
-__all__ = ["FitConfig", "PowerLawFit", "SpectralReport", "analyze", "extract_layers", "fit_power_law", "measure"]
+__all__ = [
+    "FitConfig",
+    "PowerLawFit",
+    "SpectralReport",
+    "analyze",
+    "extract_layers",
+    "fit_power_law",
+    "measure",
+]
 
 try:  # the balancer is optional while it is being built; the spectral engine never depends on it
     from .balance import TempBalance, TempBalanceConfig, param_groups  # noqa: F401

@@ -19,23 +19,39 @@ EXAMPLES = """examples:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("analyze", help="per-layer heavy-tail spectral analysis of a model",
-                       description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "analyze",
+        help="per-layer heavy-tail spectral analysis of a model",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("source", help="HF model id or folder, module:factory, or a .pt/.safetensors state dict")
     p.add_argument("--out", type=Path, help="folder for layers.csv, layers.json, summary.txt and PNG plots")
-    p.add_argument("--xmin", default="fixed",
-                   help="'fixed' (index N/xmin_pos, default), 'peak', 'ks' (Clauset et al.) or a number")
-    p.add_argument("--xmin-pos", type=float, default=2.0, help="divisor for --xmin fixed: 2 = median (default)")
+    p.add_argument(
+        "--xmin",
+        default="fixed",
+        help="'fixed' (index N/xmin_pos, default), 'peak', 'ks' (Clauset et al.) or a number",
+    )
+    p.add_argument(
+        "--xmin-pos", type=float, default=2.0, help="divisor for --xmin fixed: 2 = median (default)"
+    )
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="eigensolver precision")
     p.add_argument("--include", action="append", metavar="REGEX", help="only layers whose name matches")
     p.add_argument("--exclude", action="append", metavar="REGEX", help="skip layers whose name matches")
     p.add_argument("--types", help="comma-separated module class names, e.g. Linear,Conv2d")
     p.add_argument("--embeddings", action="store_true", help="include nn.Embedding tables")
-    p.add_argument("--lora", choices=["effective", "delta", "base"], default="effective",
-                   help="what LoRA layers contribute: W + scaling*B@A (default), the update alone, or W")
+    p.add_argument(
+        "--lora",
+        choices=["effective", "delta", "base"],
+        default="effective",
+        help="what LoRA layers contribute: W + scaling*B@A (default), the update alone, or W",
+    )
     p.add_argument("--no-spectral-conv", action="store_true", help="leave out FNO SpectralConv weights")
     p.add_argument("--farms", action="store_true", help="also compute FARMS alpha (slower)")
-    p.add_argument("--no-relative", action="store_true", help="skip alpha relative to same-shape random matrices")
+    p.add_argument(
+        "--no-relative", action="store_true", help="skip alpha relative to same-shape random matrices"
+    )
     p.add_argument("--min-eigs", type=int, default=10, help="minimum eigenvalues to fit a layer (default 10)")
     p.add_argument("--skip-nonfinite", action="store_true", help="skip layers with NaN/Inf weights (warn)")
     p.add_argument("--device", help="move the model here first (e.g. cuda); default: where it is loaded")
@@ -58,13 +74,17 @@ def _xmin(value: str):
 
 
 def run(args) -> int:
-    from modelbalance.spectral import analyze, extract_layers_from_state_dict
+    from modelbalance.spectral import FitConfig, analyze, extract_layers, extract_layers_from_state_dict
 
-    from .sources import load_source
+    from .sources import first_line, load_source
 
     xmin = _xmin(args.xmin)
     if args.xmin_pos <= 1:
         raise UsageError(f"--xmin-pos must be > 1, got {args.xmin_pos}")
+    try:  # the rest of the fit options (e.g. --xmin inf, --xmin-pos nan), before a model is loaded
+        FitConfig(xmin=xmin, xmin_pos=args.xmin_pos)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if args.min_eigs < 2:
         raise UsageError(f"--min-eigs must be at least 2, got {args.min_eigs}")
     for pattern in (args.include or []) + (args.exclude or []):
@@ -74,31 +94,55 @@ def run(args) -> int:
             raise UsageError(f"invalid pattern {pattern!r}: {err}") from None
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a folder")
+    if args.rows < 0:
+        raise UsageError(f"--rows must be 0 (all) or positive, got {args.rows}")
+    if args.device:
+        try:  # before loading the model; "cuda" without CUDA raises AssertionError, not RuntimeError
+            torch.empty(0, device=args.device)
+        except (RuntimeError, AssertionError) as err:
+            raise UsageError(f"--device {args.device} is not usable here: {first_line(err)}") from None
 
     source = load_source(args.source)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    options = dict(xmin=xmin, xmin_pos=args.xmin_pos, dtype=dtype, relative=not args.no_relative,
-                   farms=args.farms, min_eigs=args.min_eigs, nonfinite="skip" if args.skip_nonfinite else "raise",
-                   progress=not args.no_progress)
+    options = dict(
+        xmin=xmin,
+        xmin_pos=args.xmin_pos,
+        dtype=dtype,
+        relative=not args.no_relative,
+        farms=args.farms,
+        min_eigs=args.min_eigs,
+        nonfinite="skip" if args.skip_nonfinite else "raise",
+        progress=not args.no_progress,
+    )
     try:
-        if source.model is not None:
-            model = source.model
+        model = source.model
+        if model is not None:
             if args.device:
                 model = model.to(args.device)
             types = [t.strip() for t in args.types.split(",")] if args.types else None
-            report = analyze(model, include=args.include, exclude=args.exclude, types=types, lora=args.lora,
-                             embeddings=args.embeddings, spectral_conv=not args.no_spectral_conv, **options)
+            layers = extract_layers(
+                model,
+                include=args.include,
+                exclude=args.exclude,
+                types=types,
+                lora=args.lora,
+                embeddings=args.embeddings,
+                spectral_conv=not args.no_spectral_conv,
+            )
         else:
             state = source.state_dict
             if args.device:
                 state = {k: v.to(args.device) if isinstance(v, torch.Tensor) else v for k, v in state.items()}
-            layers = extract_layers_from_state_dict(state, include=args.include, exclude=args.exclude,
-                                                    embeddings=args.embeddings)
-            report = analyze(None, layers=layers, **options)
+            layers = extract_layers_from_state_dict(
+                state, include=args.include, exclude=args.exclude, embeddings=args.embeddings
+            )
+        if not layers:  # before any progress bar, so the error stays one line
+            raise UsageError(
+                f"no analysable layers in {source.description} (check --include/--exclude/--types)"
+            )
+        report = analyze(model, layers=layers, **options)
     except (ValueError, RuntimeError) as err:
-        raise UsageError(str(err).splitlines()[0]) from None
-    if not len(report):
-        raise UsageError(f"no analysable layers in {source.description} (check --include/--exclude/--types)")
+        raise UsageError(first_line(err)) from None
 
     print(f"modelbalance analyze: {source.description}")
     print(report.table(max_rows=args.rows or None))

@@ -27,6 +27,12 @@ from .main import UsageError
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
 
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """The first non-blank line of an exception's message (its type name when the message is empty)."""
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0][:limit] if lines else type(err).__name__
+
+
 @dataclass
 class Source:
     description: str
@@ -72,7 +78,7 @@ def _state_dict_file(path: Path) -> Source:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise UsageError(f"cannot read {path}: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+        raise UsageError(f"cannot read {path}: {type(err).__name__}: {first_line(err, 200)}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]  # Lightning-style checkpoints
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
@@ -84,7 +90,9 @@ def _hf(name: str, local: bool) -> Source:
     try:
         import transformers
     except ImportError:
-        raise UsageError("loading Hugging Face models needs transformers: pip install 'modelbalance[hf]'") from None
+        raise UsageError(
+            "loading Hugging Face models needs transformers: pip install 'modelbalance[hf]'"
+        ) from None
     path = Path(name)
     try:
         if local and (path / "adapter_config.json").is_file():
@@ -94,9 +102,8 @@ def _hf(name: str, local: bool) -> Source:
         else:
             model = transformers.AutoModel.from_pretrained(name, local_files_only=local)
     except Exception as err:
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         where = "local folder" if local else "Hugging Face model id"
-        raise UsageError(f"cannot load {where} {name!r}: {first}") from None
+        raise UsageError(f"cannot load {where} {name!r}: {first_line(err)}") from None
     return Source(name, model=model)
 
 
@@ -106,8 +113,10 @@ def load_source(source: str) -> Source:
     if path.is_file():
         if path.suffix in STATE_DICT_SUFFIXES + (".safetensors",):
             return _state_dict_file(path)
-        raise UsageError(f"don't know how to read {source!r}: expected .pt/.pth/.bin/.ckpt/.safetensors, "
-                         "a model folder, module:factory or a Hugging Face model id")
+        raise UsageError(
+            f"don't know how to read {source!r}: expected .pt/.pth/.bin/.ckpt/.safetensors, "
+            "a model folder, module:factory or a Hugging Face model id"
+        )
     if path.is_dir():
         if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
             return _hf(source, local=True)

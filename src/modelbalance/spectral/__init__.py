@@ -8,7 +8,17 @@ from .reference import farms_eigenvalues, null_alpha
 from .report import SpectralReport
 
 __all__ = [
-    "FitConfig", "LayerSpectrum", "LayerWeight", "PowerLawFit", "SpectralReport", "analyze", "esd",
-    "extract_layers", "extract_layers_from_state_dict", "farms_eigenvalues", "fit_power_law", "measure",
+    "FitConfig",
+    "LayerSpectrum",
+    "LayerWeight",
+    "PowerLawFit",
+    "SpectralReport",
+    "analyze",
+    "esd",
+    "extract_layers",
+    "extract_layers_from_state_dict",
+    "farms_eigenvalues",
+    "fit_power_law",
+    "measure",
     "null_alpha",
 ]

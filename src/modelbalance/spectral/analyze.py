@@ -72,8 +72,13 @@ class LayerSpectrum:
 def _new_spectrum(layer: LayerWeight) -> LayerSpectrum:
     rows, cols = layer.matrix_shape
     return LayerSpectrum(
-        name=layer.name, module_type=layer.module_type, kind=layer.kind, param_names=layer.param_names,
-        matrix_shape=(rows, cols), num_matrices=layer.num_matrices, num_eigs=layer.num_eigenvalues,
+        name=layer.name,
+        module_type=layer.module_type,
+        kind=layer.kind,
+        param_names=layer.param_names,
+        matrix_shape=(rows, cols),
+        num_matrices=layer.num_matrices,
+        num_eigs=layer.num_eigenvalues,
         aspect_ratio=max(rows, cols) / max(min(rows, cols), 1),
     )
 
@@ -83,14 +88,26 @@ def _check_finite(layer: LayerWeight, mats: torch.Tensor, nonfinite: str, spec: 
     if bool(torch.isfinite(mats).all()):
         return True
     if nonfinite == "raise":
-        raise ValueError(f"layer {layer.name!r} has NaN or Inf weights; pass nonfinite='skip' to skip such layers")
+        raise ValueError(
+            f"layer {layer.name!r} has NaN or Inf weights; pass nonfinite='skip' to skip such layers"
+        )
     warnings.warn(f"skipping layer {layer.name!r}: NaN or Inf weights", stacklevel=4)
     spec.status = "skipped: NaN or Inf weights"
     return False
 
 
-def _fit_into(spec: LayerSpectrum, eigs: np.ndarray, fit: FitConfig, min_eigs: int, relative: bool,
-              keep: bool) -> None:
+def _fit_into(
+    spec: LayerSpectrum,
+    eigs: np.ndarray,
+    fit: FitConfig,
+    min_eigs: int,
+    relative: bool,
+    keep: bool,
+    dtype: torch.dtype,
+) -> None:
+    # Eigenvalues closer than this (relative to the largest) are equal up to round-off: the Gram matrix's
+    # (~eps * longer side), and at least ~tens of eps from merely storing the matrix in the compute dtype.
+    flat_rtol = torch.finfo(dtype).eps * max(64, *spec.matrix_shape)
     nonzero = int((eigs > 0).sum())
     spec.eigenvalues = eigs if keep else None
     if spec.num_eigs < min_eigs:
@@ -98,16 +115,25 @@ def _fit_into(spec: LayerSpectrum, eigs: np.ndarray, fit: FitConfig, min_eigs: i
     elif nonzero == 0:
         spec.status = "zero matrix: all eigenvalues are 0"
     elif nonzero < min_eigs:
-        spec.status = f"rank-deficient: {nonzero} nonzero eigenvalues of {spec.num_eigs} (< min_eigs={min_eigs})"
+        spec.status = (
+            f"rank-deficient: {nonzero} nonzero eigenvalues of {spec.num_eigs} (< min_eigs={min_eigs})"
+        )
     else:
         result = fit_power_law(eigs, config=fit)
         spec.status = result.status
-        if result.ok:
+        if result.ok and eigs[-1] - result.xmin <= flat_rtol * eigs[-1]:
+            # e.g. an orthogonal matrix: a tail flat up to round-off would give an enormous, meaningless alpha
+            spec.status = "constant spectrum: tail eigenvalues equal up to round-off"
+        elif result.ok:
             spec.alpha, spec.alpha_stderr, spec.xmin = result.alpha, result.alpha_stderr, result.xmin
             spec.num_tail, spec.ks_distance = result.num_tail, result.ks_distance
+    if spec.status.startswith("rank-deficient") and dtype == torch.float32:
+        # A full-rank but very ill-conditioned matrix lands here too: say so rather than claim a rank.
+        spec.status += " (eigenvalues below float32 round-off count as 0; try dtype=torch.float64)"
     for key, value in spectrum_metrics(eigs, spec.alpha).items():
         setattr(spec, key, value)
-    if relative and math.isfinite(spec.alpha):
+    # A numeric xmin is in the units of these weights; the Gaussian null has other units, so no comparison.
+    if relative and math.isfinite(spec.alpha) and isinstance(fit.xmin, str):
         ref = null_alpha(spec.matrix_shape, spec.num_matrices, spec.kind == "spectral_conv", fit)
         spec.alpha_null = ref.mean
         spec.alpha_relative = spec.alpha - ref.mean
@@ -143,6 +169,7 @@ def measure(
         Precision of the eigensolver (half precision weights are upcast).
     relative : bool
         Also report ``alpha_relative = alpha - alpha_null`` against same-shape Gaussian matrices (cached).
+        Not defined (NaN) for a numeric ``fit.xmin``, which has the units of the weights being measured.
     farms : bool
         Also compute the FARMS alpha (costs one more decomposition per layer, on submatrices).
     min_eigs : int
@@ -163,30 +190,50 @@ def measure(
 
     def finish(i: int, per_matrix: np.ndarray | torch.Tensor) -> None:
         layer, spec = layers[i], specs[i]
-        if isinstance(per_matrix, torch.Tensor):
-            per_matrix = per_matrix.double().cpu().numpy()
-        if not np.isfinite(per_matrix).all():
+        finite = (
+            bool(torch.isfinite(per_matrix).all())
+            if isinstance(per_matrix, torch.Tensor)
+            else bool(np.isfinite(per_matrix).all())
+        )
+        if not finite:
             # NaN/Inf weights propagate into the Gram matrix; only now pay for a full check of the weights.
             if not _check_finite(layer, layer.matrices(), nonfinite, spec):
                 bar.update()
                 return
-            raise ValueError(f"layer {layer.name!r}: the Gram matrix overflowed in {dtype}; use dtype=torch.float64")
-        eigs = np.sort(zero_roundoff(per_matrix, max(layer.matrix_shape)).reshape(-1).astype(np.float64))
-        _fit_into(spec, eigs, fit, min_eigs, relative, keep_eigenvalues)
+            raise ValueError(
+                f"layer {layer.name!r}: the Gram matrix overflowed in {dtype}; use dtype=torch.float64"
+            )
+        # Round-off level of the dtype the eigenvalues were computed in, so before any upcast to float64.
+        per_matrix = zero_roundoff(per_matrix, max(layer.matrix_shape))
+        if isinstance(per_matrix, torch.Tensor):
+            per_matrix = per_matrix.double().cpu().numpy()
+        eigs = np.sort(per_matrix.reshape(-1).astype(np.float64))
+        _fit_into(spec, eigs, fit, min_eigs, relative, keep_eigenvalues, dtype)
         if farms:
             _farms_into(spec, layer.matrices(), fit, dtype)
         bar.update()
 
+    # Empty matrices (a dimension of 0) have no eigenvalues to compute: reported as too few, not decomposed.
+    empty = [i for i, layer in enumerate(layers) if layer.num_eigenvalues == 0]
+    for i in empty:
+        _fit_into(specs[i], np.empty(0), fit, min_eigs, relative, keep_eigenvalues, dtype)
+        bar.update()
+
     # CPU, real: LAPACK per matrix, one layer per core (see spectral/lapack.py).
-    cpu = [i for i, layer in enumerate(layers) if layer.device.type == "cpu" and not layer.is_complex]
-    makers = [lambda layer=layers[i]: layer.matrices().to(compute_dtype(torch.float32, dtype)).numpy()
-              for i in cpu]
+    cpu = [
+        i
+        for i, layer in enumerate(layers)
+        if layer.device.type == "cpu" and not layer.is_complex and i not in empty
+    ]
+    makers = [
+        lambda layer=layers[i]: layer.matrices().to(compute_dtype(torch.float32, dtype)).numpy() for i in cpu
+    ]
     for i, per_matrix in zip(cpu, gram_eigenvalues(makers, workers=max(1, torch.get_num_threads()))):
         finish(i, per_matrix)
 
     # Accelerators and complex weights: Gram matrices of equal size are stacked and decomposed in one call.
     batched: dict[tuple, list[int]] = defaultdict(list)
-    done = set(cpu)
+    done = set(cpu) | set(empty)
     for i, layer in enumerate(layers):
         if i not in done:
             side = min(layer.matrix_shape)
@@ -241,11 +288,34 @@ def analyze(
 
     fit = fit or FitConfig(xmin=xmin, xmin_pos=xmin_pos)
     if layers is None:
-        layers = extract_layers(model, include=include, exclude=exclude, types=types, lora=lora,
-                                embeddings=embeddings, spectral_conv=spectral_conv, conv_scale=conv_scale)
+        layers = extract_layers(
+            model,
+            include=include,
+            exclude=exclude,
+            types=types,
+            lora=lora,
+            embeddings=embeddings,
+            spectral_conv=spectral_conv,
+            conv_scale=conv_scale,
+        )
     with torch.no_grad():
-        specs = measure(layers, fit=fit, dtype=dtype, relative=relative, farms=farms, min_eigs=min_eigs,
-                        nonfinite=nonfinite, progress=progress, keep_eigenvalues=True)
-    settings = dict(xmin=fit.xmin, xmin_pos=fit.xmin_pos, dtype=str(dtype).replace("torch.", ""),
-                    min_eigs=min_eigs, relative=relative, farms=farms)
+        specs = measure(
+            layers,
+            fit=fit,
+            dtype=dtype,
+            relative=relative,
+            farms=farms,
+            min_eigs=min_eigs,
+            nonfinite=nonfinite,
+            progress=progress,
+            keep_eigenvalues=True,
+        )
+    settings = dict(
+        xmin=fit.xmin,
+        xmin_pos=fit.xmin_pos,
+        dtype=str(dtype).replace("torch.", ""),
+        min_eigs=min_eigs,
+        relative=relative,
+        farms=farms,
+    )
     return SpectralReport(specs, settings)

@@ -28,9 +28,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-BATCH_ELEMENTS = 1 << 24
-
 from .lapack import gram_eigenvalues
+
+BATCH_ELEMENTS = 1 << 24
 
 
 def compute_dtype(tensor_dtype: torch.dtype, dtype: torch.dtype = torch.float32) -> torch.dtype:
@@ -62,8 +62,9 @@ def zero_roundoff(eigs, big_side: int):
     return torch.where(eigs > torch.finfo(eigs.dtype).eps * big_side * top, eigs, torch.zeros_like(eigs))
 
 
-def esd_batches(mats: torch.Tensor, dtype: torch.dtype = torch.float32,
-                batch_elements: int = BATCH_ELEMENTS) -> torch.Tensor:
+def esd_batches(
+    mats: torch.Tensor, dtype: torch.dtype = torch.float32, batch_elements: int = BATCH_ELEMENTS
+) -> torch.Tensor:
     """Per-matrix eigenvalues of W^H W, ascending: (b, n, m) -> (b, min(n, m)), in the compute dtype's real type.
 
     Computed on ``mats.device``; the result stays there.
@@ -86,7 +87,9 @@ def esd_batches(mats: torch.Tensor, dtype: torch.dtype = torch.float32,
     return zero_roundoff(eigs, max(n, m))
 
 
-def esd(mats: torch.Tensor, dtype: torch.dtype = torch.float32, batch_elements: int = BATCH_ELEMENTS) -> np.ndarray:
+def esd(
+    mats: torch.Tensor, dtype: torch.dtype = torch.float32, batch_elements: int = BATCH_ELEMENTS
+) -> np.ndarray:
     """Pooled, sorted (ascending) eigenvalues of all matrices in a (b, n, m) stack, as float64 numpy."""
     eigs = esd_batches(mats, dtype=dtype, batch_elements=batch_elements)
     return np.sort(eigs.reshape(-1).double().cpu().numpy())

@@ -30,7 +30,9 @@ def _load() -> dict:
     try:
         import scipy
 
-        pattern = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs", "libscipy_openblas-*")
+        pattern = os.path.join(
+            os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs", "libscipy_openblas-*"
+        )
         paths = [p for p in glob.glob(pattern) if "64_" not in os.path.basename(p)]
         if not paths:
             return {}
@@ -39,12 +41,30 @@ def _load() -> dict:
         for prefix, ctype in (("s", ctypes.c_float), ("d", ctypes.c_double)):
             syrk = getattr(lib, f"scipy_cblas_{prefix}syrk")
             syrk.restype = None
-            syrk.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctype,
-                             ctypes.c_void_p, ctypes.c_int, ctype, ctypes.c_void_p, ctypes.c_int]
+            syrk.argtypes = [
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctype,
+                ctypes.c_void_p,
+                ctypes.c_int,
+                ctype,
+                ctypes.c_void_p,
+                ctypes.c_int,
+            ]
             syevd = getattr(lib, f"scipy_LAPACKE_{prefix}syevd")
             syevd.restype = ctypes.c_int
-            syevd.argtypes = [ctypes.c_int, ctypes.c_char, ctypes.c_char, ctypes.c_int, ctypes.c_void_p,
-                              ctypes.c_int, ctypes.c_void_p]
+            syevd.argtypes = [
+                ctypes.c_int,
+                ctypes.c_char,
+                ctypes.c_char,
+                ctypes.c_int,
+                ctypes.c_void_p,
+                ctypes.c_int,
+                ctypes.c_void_p,
+            ]
             out[prefix] = (syrk, syevd)
         return out if _self_test(out) else {}
     except (OSError, AttributeError, ImportError):
@@ -104,7 +124,7 @@ def gram_eigenvalues(stacks, workers: int = 1):
 
     Yields one (b, min(r, c)) array per stack, in order (NaN rows where LAPACK failed, e.g. on NaN input). With
     ``workers > 1`` and the ctypes binding available, whole stacks are decomposed in parallel, one per worker,
-    with OpenBLAS pinned to one thread; at most ``workers`` stacks are materialised at a time.
+    with OpenBLAS pinned to one thread; at most ``workers + 1`` stacks are materialised at a time.
     """
     binding = _binding_or_none()
 

@@ -188,7 +188,8 @@ def extract_layers(
                 continue
             if exclude and _matches(layer.name, exclude):
                 continue
-            if not _type_ok(module, types):
+            # A LoRA wrapper (peft's lora.Linear is no nn.Linear subclass) also matches its base layer's type.
+            if not (_type_ok(module, types) or (_is_lora(module) and _type_ok(module.base_layer, types))):
                 continue
             layers.append(layer)
     return layers
@@ -204,7 +205,9 @@ def _layers_of(name, module, names, lora, embeddings, spectral_conv, conv_scale,
             return []
         transposed = _is_hf_conv1d(module)
         shape = (w.shape[1], w.shape[0]) if transposed else tuple(w.shape)
-        build = (lambda w=w: w.detach().t().unsqueeze(0)) if transposed else (lambda w=w: w.detach().unsqueeze(0))
+        build = (
+            (lambda w=w: w.detach().t().unsqueeze(0)) if transposed else (lambda w=w: w.detach().unsqueeze(0))
+        )
         kind = "hf_conv1d" if transposed else "linear"
         return [LayerWeight(name, mtype, kind, _params_under(names, [w]), shape, 1, 1.0, build, w.device)]
     if isinstance(module, nn.MultiheadAttention):
@@ -217,8 +220,19 @@ def _layers_of(name, module, names, lora, embeddings, spectral_conv, conv_scale,
         rows, cols = (b, a // g) if transposed else (a // g, b)
         count = g * int(math.prod(w.shape[2:]))
         build = lambda w=w, g=g, t=transposed: _conv_matrices(w.detach(), g, t)  # noqa: E731
-        return [LayerWeight(name, mtype, "conv", _params_under(names, [w]), (rows, cols), count, conv_scale, build,
-                            w.device)]
+        return [
+            LayerWeight(
+                name,
+                mtype,
+                "conv",
+                _params_under(names, [w]),
+                (rows, cols),
+                count,
+                conv_scale,
+                build,
+                w.device,
+            )
+        ]
     if _is_spectral_conv(module):
         if not spectral_conv:
             return []
@@ -226,8 +240,19 @@ def _layers_of(name, module, names, lora, embeddings, spectral_conv, conv_scale,
         return [_spectral_layer(name, module, names)]
     if isinstance(module, nn.Embedding) and embeddings:
         w = module.weight
-        return [LayerWeight(name, mtype, "embedding", _params_under(names, [w]), tuple(w.shape), 1, 1.0,
-                            lambda w=w: w.detach().unsqueeze(0), w.device)]
+        return [
+            LayerWeight(
+                name,
+                mtype,
+                "embedding",
+                _params_under(names, [w]),
+                tuple(w.shape),
+                1,
+                1.0,
+                lambda w=w: w.detach().unsqueeze(0),
+                w.device,
+            )
+        ]
     return []
 
 
@@ -237,35 +262,56 @@ def _mha_layers(name, module, names):
     e = module.embed_dim
     if module.in_proj_weight is not None:
         w = module.in_proj_weight
-        parts = [(f"{prefix}{tag}", (lambda w=w, i=i: w.detach()[i * e : (i + 1) * e].unsqueeze(0)), w)
-                 for i, tag in enumerate("qkv")]
+        parts = [
+            (f"{prefix}{tag}", (lambda w=w, i=i: w.detach()[i * e : (i + 1) * e].unsqueeze(0)), w)
+            for i, tag in enumerate("qkv")
+        ]
     else:
-        parts = [(f"{prefix}{tag}", (lambda w=w: w.detach().unsqueeze(0)), w)
-                 for tag, w in zip("qkv", (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight))]
+        parts = [
+            (f"{prefix}{tag}", (lambda w=w: w.detach().unsqueeze(0)), w)
+            for tag, w in zip("qkv", (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight))
+        ]
     out = []
     for part_name, build, w in parts:
         rows = e
         cols = w.shape[1]
-        out.append(LayerWeight(part_name, mtype, "mha_in_proj", _params_under(names, [w]), (rows, cols), 1, 1.0,
-                               build, w.device))
+        out.append(
+            LayerWeight(
+                part_name,
+                mtype,
+                "mha_in_proj",
+                _params_under(names, [w]),
+                (rows, cols),
+                1,
+                1.0,
+                build,
+                w.device,
+            )
+        )
     return out
 
 
 def _lora_layer(name, module, names, lora, skip_prefixes):
     base = module.base_layer
     if not (isinstance(base, nn.Linear) or _is_hf_conv1d(base)):
-        warnings.warn(f"{name}: LoRA over {type(base).__name__} is analysed as its base layer only", stacklevel=3)
+        warnings.warn(
+            f"{name}: LoRA over {type(base).__name__} is analysed as its base layer only", stacklevel=3
+        )
         return []  # the walk continues into base_layer, which is reported on its own
     skip_prefixes.append(name + ".")
     w = base.weight
     transposed = _is_hf_conv1d(base)  # GPT-2 Conv1D stores (in, out); B @ A is always (out, in)
     shape = (w.shape[1], w.shape[0]) if transposed else tuple(w.shape)
-    used = [t for adapter in _active_adapters(module) if adapter in module.lora_A
-            for t in (module.lora_A[adapter].weight, module.lora_B[adapter].weight)]
+    used = [
+        t
+        for adapter in _active_adapters(module)
+        if adapter in module.lora_A
+        for t in (module.lora_A[adapter].weight, module.lora_B[adapter].weight)
+    ]
     merged = bool(getattr(module, "merged", False))
 
     def build():
-        base_w = (w.detach().t() if transposed else w.detach())
+        base_w = w.detach().t() if transposed else w.detach()
         d, _ = _lora_delta(module)
         if lora == "base" or d is None:
             return base_w.unsqueeze(0)
@@ -296,8 +342,17 @@ def _spectral_layer(name, module, names):
         w = dense()  # (in, out, *modes)
         return w.reshape(cin, cout, modes).permute(2, 0, 1)  # (modes, in, out)
 
-    return LayerWeight(name, type(module).__name__, "spectral_conv", _params_under(names, tensors), (cin, cout),
-                       modes, 1.0, build, tensors[0].device)
+    return LayerWeight(
+        name,
+        type(module).__name__,
+        "spectral_conv",
+        _params_under(names, tensors),
+        (cin, cout),
+        modes,
+        1.0,
+        build,
+        tensors[0].device,
+    )
 
 
 def extract_layers_from_state_dict(
@@ -315,7 +370,9 @@ def extract_layers_from_state_dict(
     exclude = [exclude] if isinstance(exclude, str) else exclude
     layers = []
     for key, tensor in state_dict.items():
-        if not isinstance(tensor, torch.Tensor) or not (key.endswith("weight") or key.endswith("weight.tensor")):
+        if not isinstance(tensor, torch.Tensor) or not (
+            key.endswith("weight") or key.endswith("weight.tensor")
+        ):
             continue
         name = re.sub(r"\.weight(\.tensor)?$", "", key)
         if (include and not _matches(name, include)) or (exclude and _matches(name, exclude)):
@@ -326,12 +383,36 @@ def extract_layers_from_state_dict(
         if t.is_complex() and t.dim() >= 3:
             cin, cout, modes = t.shape[0], t.shape[1], int(math.prod(t.shape[2:]))
             build = lambda t=t, a=cin, b=cout, m=modes: t.detach().reshape(a, b, m).permute(2, 0, 1)  # noqa: E731
-            layers.append(LayerWeight(name, "Tensor", "spectral_conv", (key,), (cin, cout), modes, 1.0, build, t.device))
+            layers.append(
+                LayerWeight(name, "Tensor", "spectral_conv", (key,), (cin, cout), modes, 1.0, build, t.device)
+            )
         elif t.dim() == 2 and t.is_floating_point():
-            layers.append(LayerWeight(name, "Tensor", "linear", (key,), tuple(t.shape), 1, 1.0,
-                                      lambda t=t: t.detach().unsqueeze(0), t.device))
+            layers.append(
+                LayerWeight(
+                    name,
+                    "Tensor",
+                    "linear",
+                    (key,),
+                    tuple(t.shape),
+                    1,
+                    1.0,
+                    lambda t=t: t.detach().unsqueeze(0),
+                    t.device,
+                )
+            )
         elif 3 <= t.dim() <= 5 and t.is_floating_point():
             count = int(math.prod(t.shape[2:]))
-            layers.append(LayerWeight(name, "Tensor", "conv", (key,), tuple(t.shape[:2]), count, conv_scale,
-                                      lambda t=t: _conv_matrices(t.detach(), 1, False), t.device))
+            layers.append(
+                LayerWeight(
+                    name,
+                    "Tensor",
+                    "conv",
+                    (key,),
+                    tuple(t.shape[:2]),
+                    count,
+                    conv_scale,
+                    lambda t=t: _conv_matrices(t.detach(), 1, False),
+                    t.device,
+                )
+            )
     return layers

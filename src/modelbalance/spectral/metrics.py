@@ -21,8 +21,15 @@ def spectrum_metrics(eigs: np.ndarray, alpha: float) -> dict[str, float]:
     total = float(eigs.sum(dtype=np.float64)) if n else 0.0
     top = float(eigs[-1]) if n else 0.0
     if top <= 0:
-        return dict(spectral_norm=0.0, log_spectral_norm=nan, frobenius_norm=0.0, stable_rank=nan,
-                    alpha_weighted=nan, entropy=nan, num_nonzero=0)
+        return dict(
+            spectral_norm=0.0,
+            log_spectral_norm=nan,
+            frobenius_norm=0.0,
+            stable_rank=nan,
+            alpha_weighted=nan,
+            entropy=nan,
+            num_nonzero=0,
+        )
     p = eigs[eigs > 0] / total
     entropy = float(-(p * np.log(p)).sum() / math.log(n)) if n > 1 else nan
     log_top = math.log10(top)

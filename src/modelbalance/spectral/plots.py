@@ -50,7 +50,9 @@ def _finish(fig, path):
 def plot_esd(report, name: str | None = None, ax=None, path=None):
     plt = _pyplot()
     if name is None:
-        fitted = [layer for layer in report.layers if math.isfinite(layer.alpha) and layer.eigenvalues is not None]
+        fitted = [
+            layer for layer in report.layers if math.isfinite(layer.alpha) and layer.eigenvalues is not None
+        ]
         if not fitted:
             raise ValueError("no fitted layer with eigenvalues to plot")
         layer = fitted[0]
@@ -64,21 +66,32 @@ def plot_esd(report, name: str | None = None, ax=None, path=None):
         raise ValueError(f"layer {layer.name!r} has fewer than 2 positive eigenvalues: {layer.status}")
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4.2))
     bins = np.logspace(np.log10(eigs.min()), np.log10(eigs.max()), max(10, min(80, eigs.size // 8)))
-    ax.hist(eigs, bins=bins, density=True, color="#4C72B0", alpha=0.75, label=f"ESD ({eigs.size} eigenvalues)")
+    ax.hist(
+        eigs, bins=bins, density=True, color="#4C72B0", alpha=0.75, label=f"ESD ({eigs.size} eigenvalues)"
+    )
     if math.isfinite(layer.alpha):
         # A power law p(x) = C x^-alpha on [xmin, inf) holding the tail's share of the mass.
         share = layer.num_tail / eigs.size
         x = np.logspace(np.log10(layer.xmin), np.log10(eigs.max()), 50)
         c = share * (layer.alpha - 1) * layer.xmin ** (layer.alpha - 1)
-        ax.plot(x, c * x ** (-layer.alpha), color="#C44E52", lw=2,
-                label=f"power law, alpha = {layer.alpha:.2f} +- {layer.alpha_stderr:.2f}")
+        ax.plot(
+            x,
+            c * x ** (-layer.alpha),
+            color="#C44E52",
+            lw=2,
+            label=f"power law, alpha = {layer.alpha:.2f} +- {layer.alpha_stderr:.2f}",
+        )
         ax.axvline(layer.xmin, color="#555555", ls="--", lw=1, label=f"xmin = {layer.xmin:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("eigenvalue of $W^T W$")
     ax.set_ylabel("density")
-    ax.set_title(f"{layer.name}  ({layer.module_type}, {layer.matrix_shape[0]}x{layer.matrix_shape[1]}"
-                 + (f" x{layer.num_matrices}" if layer.num_matrices > 1 else "") + ")", fontsize=10)
+    ax.set_title(
+        f"{layer.name}  ({layer.module_type}, {layer.matrix_shape[0]}x{layer.matrix_shape[1]}"
+        + (f" x{layer.num_matrices}" if layer.num_matrices > 1 else "")
+        + ")",
+        fontsize=10,
+    )
     ax.legend(fontsize=8, frameon=False)
     ax.grid(True, which="major", alpha=0.3)
     return _finish(fig, path)
@@ -105,19 +118,30 @@ def plot_alphas(report, ax=None, path=None, blocks=None, column: str = "alpha"):
         err = np.array([layer.alpha_stderr for layer in layers], dtype=float)
         ax.errorbar(x[ok], values[ok], yerr=err[ok], fmt="none", ecolor="#999999", lw=0.8, zorder=2)
     if (~ok).any():
-        ax.scatter(x[~ok], np.full((~ok).sum(), np.nanmin(values) if ok.any() else 0), marker="x",
-                   color="#aaaaaa", label="not fitted")
+        ax.scatter(
+            x[~ok],
+            np.full((~ok).sum(), np.nanmin(values) if ok.any() else 0),
+            marker="x",
+            color="#aaaaaa",
+            label="not fitted",
+        )
     for b in order:  # legend entry per block, few enough to read
         if len(order) <= 14:
             ax.scatter([], [], color=colours[b], label=b)
     ax.set_xlabel("layer (network order)")
     ax.set_ylabel(column)
-    ax.set_title(f"{column} per layer" + ("  (lower = heavier tail = better trained)" if column == "alpha" else ""),
-                 fontsize=10)
+    ax.set_title(
+        f"{column} per layer" + ("  (lower = heavier tail = better trained)" if column == "alpha" else ""),
+        fontsize=10,
+    )
     if len(layers) <= 40:
         ax.set_xticks(x)
-        ax.set_xticklabels([re.sub(r"^(.{28}).+$", r"\1…", layer.name) for layer in layers], rotation=75,
-                           fontsize=6, ha="right")
+        ax.set_xticklabels(
+            [re.sub(r"^(.{28}).+$", r"\1…", layer.name) for layer in layers],
+            rotation=75,
+            fontsize=6,
+            ha="right",
+        )
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=7, frameon=False, ncol=2 if len(order) > 7 else 1, loc="best")
     return _finish(fig, path)

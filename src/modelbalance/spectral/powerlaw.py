@@ -21,6 +21,7 @@ and the fit quality is the Kolmogorov-Smirnov distance between the tail's empiri
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,9 +49,18 @@ class FitConfig:
     def __post_init__(self):
         if isinstance(self.xmin, str):
             if self.xmin not in ("fixed", "peak", "ks"):
-                raise ValueError(f"xmin must be 'fixed', 'peak', 'ks' or a positive number, got {self.xmin!r}")
-        elif not (isinstance(self.xmin, (int, float)) and math.isfinite(self.xmin) and self.xmin > 0):
+                raise ValueError(
+                    f"xmin must be 'fixed', 'peak', 'ks' or a positive number, got {self.xmin!r}"
+                )
+        elif not (
+            isinstance(self.xmin, numbers.Real)
+            and not isinstance(self.xmin, bool)
+            and math.isfinite(self.xmin)
+            and self.xmin > 0
+        ):
             raise ValueError(f"xmin must be 'fixed', 'peak', 'ks' or a positive number, got {self.xmin!r}")
+        else:  # numpy scalars -> float, so key() (the null-reference cache key) is the same for equal values
+            object.__setattr__(self, "xmin", float(self.xmin))
         if not (math.isfinite(self.xmin_pos) and self.xmin_pos > 1):
             raise ValueError(f"xmin_pos must be > 1 (2 = median, 1.5 = top third), got {self.xmin_pos}")
         if self.min_tail < 2:
@@ -193,8 +203,10 @@ def fit_power_law(
     if isinstance(cfg.xmin, str) and cfg.xmin == "fixed":
         start = fixed_start - (total - n)  # index among the positive eigenvalues
         if start < 0:
-            return _failed(f"rank-deficient: xmin at position {fixed_start} of {total} is 0 "
-                           f"({n} nonzero eigenvalues)", total)
+            return _failed(
+                f"rank-deficient: xmin at position {fixed_start} of {total} is 0 ({n} nonzero eigenvalues)",
+                total,
+            )
         start = min(start, n - 2)
     elif isinstance(cfg.xmin, str):
         last = n - min(cfg.min_tail, n - 1)  # candidates leave at least min_tail points (or 2)

@@ -108,7 +108,9 @@ def _null_alpha(rows: int, cols: int, count: int, is_complex: bool, fit_key: tup
         ref = NullReference(float("nan"), float("nan"), 0)
     else:
         arr = np.asarray(alphas)
-        ref = NullReference(float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else float("nan"), arr.size)
+        ref = NullReference(
+            float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else float("nan"), arr.size
+        )
     _disk_put(key, ref)
     return ref
 
@@ -139,7 +141,9 @@ def _thin(starts: list[int], count: int) -> list[int]:
     return [starts[i] for i in idx]
 
 
-def farms_eigenvalues(mats: torch.Tensor, dtype: torch.dtype = torch.float32, max_windows: int = 64) -> np.ndarray:
+def farms_eigenvalues(
+    mats: torch.Tensor, dtype: torch.dtype = torch.float32, max_windows: int = 64
+) -> np.ndarray:
     """Pooled eigenvalues of square submatrices (side min(n, m) // 2) of every matrix in a (b, n, m) stack."""
     n, m = mats.shape[-2:]
     side = max(2, min(n, m) // 2)

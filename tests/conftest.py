@@ -1,0 +1,23 @@
+"""Shared test setup: one torch thread, offline Hugging Face, headless matplotlib, a private cache folder."""
+
+import os
+
+# Set before transformers / huggingface_hub are imported anywhere (they read these at import time).
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never download from a model hub
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+matplotlib.use("Agg")
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Point MODELBALANCE_CACHE at a fresh folder so tests never read or write the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MODELBALANCE_CACHE", str(tmp_path_factory.mktemp("modelbalance_cache")))
+        yield

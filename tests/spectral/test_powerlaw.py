@@ -1,0 +1,298 @@
+"""fit_power_law: known exponents, scale invariance, KS scan against brute force, the `powerlaw` package."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelbalance import FitConfig, fit_power_law
+
+
+def pareto(alpha: float, n: int, seed: int, xmin: float = 1.0) -> np.ndarray:
+    """n samples with density ~ x^-alpha on [xmin, inf) (inverse-CDF sampling)."""
+    u = np.random.default_rng(seed).random(n)
+    return xmin * (1.0 - u) ** (-1.0 / (alpha - 1.0))
+
+
+def hill(tail: np.ndarray, xmin: float) -> float:
+    return 1.0 + tail.size / float(np.sum(np.log(tail / xmin)))
+
+
+def two_sided_ks(tail: np.ndarray, xmin: float, alpha: float) -> float:
+    """max over the sorted tail of |ECDF - CDF| on both sides of each step, written out point by point."""
+    tail = np.sort(tail)
+    k = tail.size
+    best = 0.0
+    for i, x in enumerate(tail):
+        model = 1.0 - (x / xmin) ** (1.0 - alpha)
+        best = max(best, (i + 1) / k - model, model - i / k)
+    return best
+
+
+def brute_force_ks(eigs: np.ndarray, min_tail: int) -> tuple[int, float, float]:
+    """Clauset et al. written as a plain loop: fit at every candidate xmin, keep the smallest KS distance."""
+    eigs = np.sort(eigs[eigs > 0])
+    best = (None, math.inf, math.nan)
+    for i in range(0, eigs.size - min_tail + 1):
+        tail = eigs[i:]
+        if tail[-1] == tail[0]:
+            continue
+        alpha = hill(tail, tail[0])
+        ks = two_sided_ks(tail, tail[0], alpha)
+        if ks < best[1]:
+            best = (i, ks, alpha)
+    return best
+
+
+# --- known exponents ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [1.8, 2.5, 4.0])
+@pytest.mark.parametrize("n", [200, 2000, 20000])
+def test_fixed_xmin_recovers_known_exponent_within_shrinking_tolerance(alpha, n):
+    fit = fit_power_law(pareto(alpha, n, seed=n + int(10 * alpha)), xmin="fixed")
+    k = n - n // 2
+    assert fit.num_tail == k
+    assert abs(fit.alpha - alpha) < 4 * (alpha - 1) / math.sqrt(k)
+    assert fit.alpha_stderr == pytest.approx((fit.alpha - 1) / math.sqrt(k))
+
+
+@pytest.mark.parametrize("alpha", [2.0, 3.0])
+@pytest.mark.parametrize("n", [300, 1500])
+def test_ks_xmin_recovers_exponent_above_a_non_power_law_bulk(alpha, n):
+    # A lognormal bulk below 1 and a Pareto tail above: the KS scan must find a tail start near 1.
+    rng = np.random.default_rng(n)
+    bulk = np.exp(rng.normal(-2.0, 0.3, size=n))
+    tail = pareto(alpha, n, seed=n + 1)
+    fit = fit_power_law(np.concatenate([bulk, tail]), xmin="ks")
+    assert 0.3 < fit.xmin < 3.0
+    assert abs(fit.alpha - alpha) < 4 * (alpha - 1) / math.sqrt(fit.num_tail) + 0.05
+
+
+def test_fixed_position_counts_zeros_and_xmin_pos():
+    rng = np.random.default_rng(1)
+    eigs = np.concatenate([np.zeros(10), rng.random(90) + 0.1])
+    full = np.sort(eigs)
+    for pos in (2.0, 1.5, 3.0):
+        fit = fit_power_law(eigs, xmin="fixed", xmin_pos=pos)
+        start = int(100 / pos)
+        assert fit.xmin_index == start
+        assert fit.xmin == full[start]
+        assert fit.num_tail == 100 - start
+        assert fit.num_eigs == 100
+        assert fit.alpha == pytest.approx(hill(full[start:], full[start]), rel=1e-12)
+
+
+def test_accepts_torch_tensors_in_any_order():
+    torch = pytest.importorskip("torch")
+    eigs = pareto(2.5, 500, seed=3)
+    shuffled = np.random.default_rng(0).permutation(eigs)
+    a = fit_power_law(torch.from_numpy(shuffled).float())
+    b = fit_power_law(np.sort(eigs).astype(np.float32))
+    assert a.alpha == b.alpha
+
+
+# --- scale invariance ---------------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    alpha=st.floats(1.5, 6.0),
+    n=st.integers(30, 400),
+    scale=st.floats(1e-6, 1e6),
+    rule=st.sampled_from(["fixed", "ks"]),
+)
+def test_alpha_is_scale_invariant(seed, alpha, n, scale, rule):
+    eigs = pareto(alpha, n, seed=seed)
+    a, b = fit_power_law(eigs, xmin=rule), fit_power_law(scale * eigs, xmin=rule)
+    assert b.xmin_index == a.xmin_index
+    assert b.alpha == pytest.approx(a.alpha, rel=1e-9)
+    assert b.xmin == pytest.approx(scale * a.xmin, rel=1e-12)
+    assert b.ks_distance == pytest.approx(a.ks_distance, rel=1e-6, abs=1e-9)
+
+
+# --- "ks" against brute force -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("min_tail", [2, 10])
+def test_ks_scan_equals_brute_force(seed, min_tail):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 160))
+    # Mix a bulk and a tail so the minimum is somewhere in the middle, not trivially at an end.
+    eigs = np.concatenate([rng.gamma(2.0, 0.1, n), pareto(2.0 + seed / 3, n, seed=seed)])
+    start, ks, alpha = brute_force_ks(eigs, min_tail)
+    fit = fit_power_law(eigs, xmin="ks", min_tail=min_tail)
+    assert fit.xmin_index == start
+    assert fit.xmin == np.sort(eigs)[start]
+    assert fit.alpha == pytest.approx(alpha, rel=1e-10)
+    assert fit.ks_distance == pytest.approx(ks, rel=1e-10)
+    assert fit.num_tail == eigs.size - start >= min_tail
+
+
+def test_ks_scan_ignores_zeros_and_reports_index_in_full_spectrum():
+    eigs = pareto(2.5, 120, seed=9)
+    padded = np.concatenate([np.zeros(7), eigs])
+    start, _, alpha = brute_force_ks(eigs, 10)
+    fit = fit_power_law(padded, xmin="ks")
+    assert fit.xmin_index == start + 7
+    assert fit.alpha == pytest.approx(alpha, rel=1e-10)
+
+
+def test_ks_scan_handles_many_candidates_in_blocks(monkeypatch):
+    from modelbalance.spectral import powerlaw as pl
+
+    eigs = np.concatenate([np.random.default_rng(0).gamma(2.0, 0.1, 300), pareto(2.5, 300, seed=1)])
+    whole = fit_power_law(eigs, xmin="ks")
+    monkeypatch.setattr(pl, "_KS_BLOCK_ELEMENTS", 1000)  # forces ~300 blocks of 1-2 candidates
+    blocked = fit_power_law(eigs, xmin="ks")
+    assert blocked == whole
+
+
+# --- the `powerlaw` package ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha,seed", [(2.2, 0), (3.5, 1)])
+def test_matches_powerlaw_package_at_fixed_xmin(alpha, seed):
+    powerlaw = pytest.importorskip("powerlaw")
+    eigs = pareto(alpha, 3000, seed=seed)
+    xmin = float(np.quantile(eigs, 0.4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # powerlaw clips alpha to (0, 3) unless told otherwise; widen that so both are unconstrained MLEs.
+        ref = powerlaw.Fit(
+            eigs, xmin=xmin, discrete=False, verbose=False, parameter_ranges={"alpha": [1.0, 50.0]}
+        ).power_law
+    ours = fit_power_law(eigs, xmin=xmin)
+    assert ours.alpha == pytest.approx(ref.alpha, rel=1e-6)
+    assert ours.num_tail == int((eigs >= xmin).sum())
+    # powerlaw's D takes one side of each ECDF step (i/n); ours takes both, so it is at most 1/k larger.
+    assert ref.D - 1e-9 <= ours.ks_distance <= ref.D + 1.0 / ours.num_tail + 1e-9
+    assert ours.ks_distance == pytest.approx(two_sided_ks(eigs[eigs >= xmin], xmin, ours.alpha), rel=1e-9)
+
+
+# --- "peak" -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_peak_xmin_lies_in_its_log_window_and_is_best_ks_there(seed):
+    rng = np.random.default_rng(seed)
+    eigs = np.sort(np.concatenate([np.exp(rng.normal(0.0, 0.4, 800)), pareto(2.5, 200, seed=seed) * 3]))
+    log_eigs = np.log(eigs)
+    counts, edges = np.histogram(log_eigs, bins=100)
+    mode = int(np.argmax(counts))
+    centre = 0.5 * (edges[mode] + edges[mode + 1])
+    lo, hi = centre + math.log(0.95), centre + math.log(1.5)
+    fit = fit_power_law(eigs, xmin="peak")
+    assert lo <= math.log(fit.xmin) <= hi
+    window = [i for i in range(eigs.size - 10 + 1) if lo <= log_eigs[i] <= hi]
+    best = min(window, key=lambda i: two_sided_ks(eigs[i:], eigs[i], hill(eigs[i:], eigs[i])))
+    assert fit.xmin_index == best
+
+
+# --- float xmin ---------------------------------------------------------------------------------------------
+
+
+def test_float_xmin_uses_the_value_itself():
+    eigs = pareto(3.0, 1000, seed=4)
+    xmin = 1.2345  # between two eigenvalues
+    fit = fit_power_law(eigs, xmin=xmin)
+    tail = eigs[eigs >= xmin]
+    assert fit.xmin == xmin
+    assert fit.num_tail == tail.size
+    assert fit.alpha == pytest.approx(hill(tail, xmin), rel=1e-12)
+    assert fit.ks_distance == pytest.approx(two_sided_ks(tail, xmin, fit.alpha), rel=1e-9)
+    assert fit_power_law(eigs, xmin=2).alpha == pytest.approx(hill(eigs[eigs >= 2], 2.0), rel=1e-12)
+
+
+def test_float_xmin_above_the_spectrum_is_nan_with_status():
+    fit = fit_power_law(pareto(3.0, 100, seed=5), xmin=1e9)
+    assert math.isnan(fit.alpha)
+    assert "xmin" in fit.status and not fit.ok
+
+
+# --- degenerate inputs --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", ["fixed", "peak", "ks", 0.5])
+def test_all_equal_eigenvalues_give_nan_with_status(rule):
+    fit = fit_power_law(np.full(50, 0.7), xmin=rule)
+    assert math.isnan(fit.alpha) and not fit.ok
+    assert "equal" in fit.status or "spread" in fit.status or "degenerate" in fit.status
+    assert fit.num_eigs == 50
+
+
+@pytest.mark.parametrize("eigs", [[], [0.0, 0.0, 0.0], [0.0, 0.0, 3.0], [2.0]])
+@pytest.mark.parametrize("rule", ["fixed", "peak", "ks"])
+def test_fewer_than_two_positive_eigenvalues_give_nan(eigs, rule):
+    fit = fit_power_law(np.asarray(eigs, dtype=float), xmin=rule)
+    assert math.isnan(fit.alpha)
+    assert "too few positive eigenvalues" in fit.status
+
+
+def test_fixed_xmin_in_the_zeros_is_rank_deficient():
+    eigs = np.concatenate([np.zeros(60), pareto(2.5, 40, seed=0)])
+    fit = fit_power_law(eigs)
+    assert math.isnan(fit.alpha)
+    assert fit.status.startswith("rank-deficient")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_eigenvalues_raise(bad):
+    eigs = pareto(2.5, 20, seed=0)
+    eigs[3] = bad
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        fit_power_law(eigs)
+
+
+def test_negative_eigenvalues_raise():
+    eigs = pareto(2.5, 20, seed=0)
+    eigs[5] = -1e-3
+    with pytest.raises(ValueError, match="non-negative"):
+        fit_power_law(eigs)
+
+
+def test_never_returns_infinite_alpha():
+    # A tail made of one repeated top value over a spread bulk: no candidate may give alpha = inf.
+    eigs = np.concatenate([np.linspace(0.1, 1.0, 50), np.full(20, 5.0)])
+    for rule in ("fixed", "peak", "ks"):
+        fit = fit_power_law(eigs, xmin=rule)
+        assert not math.isinf(fit.alpha)
+
+
+# --- FitConfig ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(xmin="median"), "xmin must be"),
+        (dict(xmin=0.0), "xmin must be"),
+        (dict(xmin=-1.0), "xmin must be"),
+        (dict(xmin=float("nan")), "xmin must be"),
+        (dict(xmin=float("inf")), "xmin must be"),
+        (dict(xmin=True), "xmin must be"),
+        (dict(xmin_pos=1.0), "xmin_pos"),
+        (dict(xmin_pos=0.5), "xmin_pos"),
+        (dict(xmin_pos=float("nan")), "xmin_pos"),
+        (dict(min_tail=1), "min_tail"),
+        (dict(peak_bins=1), "peak_bins"),
+    ],
+)
+def test_fit_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FitConfig(**kwargs)
+    with pytest.raises(ValueError, match=match):
+        fit_power_law(pareto(2.5, 50, seed=0), **kwargs)
+
+
+def test_fit_config_accepts_numpy_numbers_and_overrides_keywords():
+    eigs = pareto(2.5, 200, seed=2)
+    cfg = FitConfig(xmin=np.float32(1.5))
+    assert fit_power_law(eigs, config=cfg).alpha == pytest.approx(hill(eigs[eigs >= 1.5], 1.5), rel=1e-6)
+    cfg = FitConfig(xmin_pos=1.5)
+    assert fit_power_law(eigs, xmin_pos=3.0, config=cfg) == fit_power_law(eigs, xmin_pos=1.5)
