@@ -1,0 +1,143 @@
+import pytest
+import torch
+import torch.nn as nn
+
+from modelbalance.balance import UNBALANCED, TempBalanceConfig, param_groups
+
+
+class Block(nn.Module):
+    def __init__(self, width=32):
+        super().__init__()
+        self.fc1 = nn.Linear(width, width)
+        self.norm = nn.LayerNorm(width)
+        self.fc2 = nn.Linear(width, width)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 32)
+        self.blocks = nn.ModuleList([Block() for _ in range(3)])
+        self.classifier = nn.Linear(32, 5)
+
+
+def _ids(params):
+    return [id(p) for p in params]
+
+
+def test_every_trainable_parameter_exactly_once_and_frozen_left_out():
+    model = Net()
+    model.blocks[2].fc2.weight.requires_grad_(False)
+    groups = param_groups(model, weight_decay=0.1)
+    seen = [i for g in groups for i in _ids(g["params"])]
+    trainable = [id(p) for p in model.parameters() if p.requires_grad]
+    assert sorted(seen) == sorted(trainable) and len(seen) == len(set(seen))
+    assert id(model.blocks[2].fc2.weight) not in seen
+
+
+def test_block_groups_names_units_and_no_decay_rule():
+    model = Net()
+    groups = param_groups(model, weight_decay=0.1)
+    names = [g["name"] for g in groups]
+    assert names == [
+        UNBALANCED,
+        "blocks.0",
+        "blocks.0/no_decay",
+        "blocks.1",
+        "blocks.1/no_decay",
+        "blocks.2",
+        "blocks.2/no_decay",
+        f"{UNBALANCED}/no_decay",
+    ]
+    by_name = {g["name"]: g for g in groups}
+    assert _ids(by_name["blocks.1"]["params"]) == _ids(
+        [model.blocks[1].fc1.weight, model.blocks[1].fc2.weight]
+    )
+    assert _ids(by_name["blocks.1/no_decay"]["params"]) == _ids(
+        [
+            model.blocks[1].fc1.bias,
+            model.blocks[1].norm.weight,
+            model.blocks[1].norm.bias,
+            model.blocks[1].fc2.bias,
+        ]
+    )
+    assert by_name["blocks.1"]["weight_decay"] == 0.1 and by_name["blocks.1/no_decay"]["weight_decay"] == 0.0
+    assert by_name["blocks.1"]["unit"] == by_name["blocks.1/no_decay"]["unit"] == "blocks.1"
+    assert by_name[UNBALANCED]["unit"] is None
+    assert _ids(by_name[UNBALANCED]["params"]) == _ids([model.embed.weight, model.classifier.weight])
+
+
+def test_without_weight_decay_one_group_per_unit_and_deterministic():
+    model = Net()
+    first = param_groups(model, unit="layer")
+    second = param_groups(model, unit="layer")
+    assert [g["name"] for g in first] == [g["name"] for g in second]
+    assert [_ids(g["params"]) for g in first] == [_ids(g["params"]) for g in second]
+    assert [g["name"] for g in first] == [
+        UNBALANCED,
+        "blocks.0.fc1",
+        "blocks.0.fc2",
+        "blocks.1.fc1",
+        "blocks.1.fc2",
+        "blocks.2.fc1",
+        "blocks.2.fc2",
+    ]
+    assert all(g["weight_decay"] == 0.0 for g in first)
+    # layer units: the LayerNorm follows fc1, the layer registered before it in the same block
+    fc1 = next(g for g in first if g["name"] == "blocks.0.fc1")
+    assert id(model.blocks[0].norm.weight) in _ids(fc1["params"])
+
+
+def test_groups_work_with_an_optimizer_and_round_trip_its_state_dict():
+    model = Net()
+    opt = torch.optim.AdamW(param_groups(model, weight_decay=0.01), lr=1e-3)
+    state = opt.state_dict()
+    assert [g["name"] for g in state["param_groups"]] == [g["name"] for g in opt.param_groups]
+    opt2 = torch.optim.AdamW(param_groups(model, weight_decay=0.01), lr=1e-3)
+    opt2.load_state_dict(state)
+
+
+def test_config_and_options_and_bad_input():
+    model = Net()
+    cfg = TempBalanceConfig(unit="layer", exclude=(r"blocks\.0\.",))
+    names = [g["name"] for g in param_groups(model, config=cfg)]
+    assert "blocks.0.fc1" not in names and "blocks.1.fc1" in names
+    assert [g["name"] for g in param_groups(model, config=cfg, unit="block")] == [
+        UNBALANCED,
+        "blocks.1",
+        "blocks.2",
+    ]
+    with pytest.raises(TypeError, match="unknown option"):
+        param_groups(model, mapping="linear")
+    with pytest.raises(ValueError, match="weight_decay"):
+        param_groups(model, weight_decay=-1.0)
+    with pytest.raises(ValueError, match="unknown unit"):
+        param_groups(model, unit="row")
+
+
+def test_custom_no_decay_rule():
+    model = Net()
+    groups = param_groups(model, weight_decay=0.1, no_decay=lambda name, p: name.endswith("bias"))
+    norm_group = next(g for g in groups if id(model.blocks[0].norm.weight) in _ids(g["params"]))
+    assert norm_group["name"] == "blocks.0" and norm_group["weight_decay"] == 0.1
+
+
+def test_lora_model_balances_adapter_weights():
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=100,
+        max_position_embeddings=64,
+    )
+    base = transformers.BertForSequenceClassification(cfg)
+    model = peft.get_peft_model(base, peft.LoraConfig(r=4, target_modules=["query", "value"], lora_alpha=8))
+    groups = param_groups(model)
+    units = [g["unit"] for g in groups if g["unit"] is not None]
+    assert len(units) == 2 and all(u.endswith(("encoder.layer.0", "encoder.layer.1")) for u in units)
+    block0 = next(g for g in groups if g["unit"] is not None and g["unit"].endswith("layer.0"))
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)].split(".")[-3] for p in block0["params"]} == {"lora_A", "lora_B"}

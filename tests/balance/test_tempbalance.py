@@ -1,0 +1,453 @@
+import io
+import logging
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+
+from modelbalance.balance import TempBalance, TempBalanceConfig, param_groups
+
+
+def mlp(seed=0, widths=(24, 64, 64, 64, 48)):
+    torch.manual_seed(seed)
+    layers = []
+    for a, b in zip(widths[:-1], widths[1:], strict=True):
+        layers += [nn.Linear(a, b), nn.Tanh()]
+    return nn.Sequential(*layers[:-1])
+
+
+def batch(step, width_in=24, width_out=48):
+    gen = torch.Generator().manual_seed(1000 + step)
+    return torch.randn(32, width_in, generator=gen), torch.randn(32, width_out, generator=gen)
+
+
+def setup(seed=0, lr=0.02, warmup=3, total=20, **tb_options):
+    model = mlp(seed)
+    opt = torch.optim.AdamW(param_groups(model, weight_decay=0.01, unit="layer", exclude=()), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.1, 1 - s / total)
+    )
+    options = dict(unit="layer", exclude=(), interval=3, mapping="sigmoid")
+    options.update(tb_options)
+    tb = TempBalance(model, opt, **options)
+    return model, opt, sched, tb
+
+
+def train(model, opt, sched, start, stop):
+    for step in range(start, stop):
+        x, y = batch(step)
+        loss = ((model(x) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return loss.item()
+
+
+def params(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def assert_identical(a, b):
+    assert len(a) == len(b)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+def test_end_to_end_factors_change_over_time_and_lrs_differ():
+    model, opt, sched, tb = setup(lr=0.03, interval=5, total=60)
+    first_loss = ((model(batch(0)[0]) - batch(0)[1]) ** 2).mean().item()
+    last_loss = train(model, opt, sched, 0, 60)
+    assert last_loss < first_loss
+    frame = tb.history_frame()
+    assert tb.num_recomputes == 12 and sorted(frame["recompute"].unique()) == list(range(12))
+    per_unit = frame.pivot(index="recompute", columns="unit", values="factor")
+    assert (per_unit.max() - per_unit.min()).max() > 1e-3  # factors move over training
+    last = frame[frame["recompute"] == 11]
+    assert last["lr"].nunique() == len(tb.factors) == 4  # every unit trains at its own lr
+    assert set(tb.factors) == {"0", "2", "4", "6"} and set(tb.alphas) == set(tb.factors)
+    expected = {g["name"]: tb.factors[g["unit"]] for g in opt.param_groups}
+    assert tb.group_factors() == expected
+
+
+def test_tiny_bert_block_units_train():
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=100,
+        max_position_embeddings=32,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(cfg)
+    opt = torch.optim.AdamW(param_groups(model, weight_decay=0.01), lr=1e-3)
+    sched = transformers.get_linear_schedule_with_warmup(opt, 2, 6)
+    tb = TempBalance(model, opt, interval=2)
+    ids = torch.randint(0, 100, (4, 16), generator=torch.Generator().manual_seed(0))
+    for _ in range(4):
+        out = model(input_ids=ids, labels=torch.tensor([0, 1, 2, 0]))
+        out.loss.backward()
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+    assert list(tb.factors) == ["bert.encoder.layer.0", "bert.encoder.layer.1"]
+    assert tb.num_recomputes == 2 and all(f > 0 for f in tb.factors.values())
+    assert tb.group_factors()["unbalanced"] == 1.0
+
+
+# ------------------------------------------------------------------------------------ determinism and resume
+def test_resume_is_exact():
+    n = 5
+    model, opt, sched, tb = setup()
+    train(model, opt, sched, 0, 2 * n)
+    straight = params(model)
+    assert tb.num_recomputes == 4  # steps 0, 3 (first half), 6, 9 (second half)
+
+    model, opt, sched, tb = setup()
+    train(model, opt, sched, 0, n)
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "tb": tb.state_dict(),
+        },
+        buffer,
+    )
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=False)
+    model, opt, sched, tb = setup(seed=123)  # fresh objects, different initial weights
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["opt"])
+    sched.load_state_dict(saved["sched"])
+    tb.load_state_dict(saved["tb"])
+    train(model, opt, sched, n, 2 * n)
+    assert_identical(params(model), straight)
+    assert tb.num_recomputes == 4 and len(tb.history) == 4 * 4
+
+
+@pytest.mark.parametrize("skip_tolerance, lr", [(0.0, 0.02), (0.05, 1e-6)])
+def test_async_equals_sync_with_the_same_apply_delay_and_resumes_with_a_pending_result(skip_tolerance, lr):
+    opts = dict(interval=4, apply_delay=2, skip_tolerance=skip_tolerance, metric="alpha", lr=lr)
+    model, opt, sched, tb = setup(**opts)
+    train(model, opt, sched, 0, 12)
+    sync = params(model)
+    sync_factors = [row["factor"] for row in tb.history]
+    refit = [row["layers_refit"] for row in tb.history[4:]]
+    assert all(refit) if skip_tolerance == 0 else not any(refit)  # the small-lr run re-uses every fit
+
+    model, opt, sched, tb = setup(asynchronous=True, **opts)
+    train(model, opt, sched, 0, 12)
+    assert_identical(params(model), sync)
+    assert [row["factor"] for row in tb.history] == sync_factors
+    assert [row["step"] for row in tb.history][::4] == [2, 6, 10]  # measured at 0, 4, 8; used 2 steps later
+    tb.remove()
+
+    model, opt, sched, tb = setup(asynchronous=True, **opts)
+    train(model, opt, sched, 0, 5)  # the recompute of step 4 is still pending (applies at step 6)
+    state = {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "tb": tb.state_dict(),
+    }
+    assert state["tb"]["pending"] is not None
+    model, opt, sched, tb = setup(seed=7, asynchronous=True, **opts)
+    for key, obj in (("model", model), ("opt", opt), ("sched", sched), ("tb", tb)):
+        obj.load_state_dict(state[key])
+    train(model, opt, sched, 5, 12)
+    assert_identical(params(model), sync)
+    tb.remove()
+
+
+def test_apply_delay_changes_when_factors_act():
+    model, opt, sched, tb = setup(interval=4, apply_delay=0)
+    train(model, opt, sched, 0, 8)
+    immediate = params(model)
+    model, opt, sched, tb = setup(interval=4, apply_delay=3)
+    train(model, opt, sched, 0, 8)
+    assert not all(torch.equal(a, b) for a, b in zip(params(model), immediate, strict=True))
+
+
+# ----------------------------------------------------------------------------------------------- schedules
+def test_epoch_mode_with_explicit_epoch_end():
+    model, opt, sched, tb = setup(interval="epoch")
+    for epoch in range(3):
+        train(model, opt, sched, 5 * epoch, 5 * epoch + 5)
+        tb.epoch_end()
+    measured = sorted(set(row["measured_step"] for row in tb.history))
+    assert measured == [0, 5, 10, 15]
+
+
+def test_epoch_mode_with_steps_per_epoch_and_start_step():
+    model, opt, sched, tb = setup(interval="epoch", steps_per_epoch=6, recomputes_per_epoch=2, start_step=2)
+    inside = []
+    opt.register_step_pre_hook(lambda o, a, k: inside.append(list(tb.group_factors().values())))
+    train(model, opt, sched, 0, 10)
+    assert sorted(set(row["measured_step"] for row in tb.history)) == [2, 5, 8]
+    assert inside[0] == inside[1] == [1.0] * len(inside[0])  # nothing before start_step
+    assert inside[2] != [1.0] * len(inside[0])
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        TempBalance(model, opt, config=TempBalanceConfig.preset("emnlp_glue"), unit="layer", exclude=())
+
+
+def test_fix_metric_measures_once_and_ema_smooths():
+    model, opt, sched, tb = setup(fix_metric=True, interval=2)
+    train(model, opt, sched, 0, 8)
+    assert tb.num_recomputes == 1
+    model, opt, sched, tb = setup(ema=0.5, interval=2, lr=0.05)
+    train(model, opt, sched, 0, 8)
+    frame = tb.history_frame()
+    for _unit, rows in frame.groupby("unit"):
+        used, measured = rows["alpha"].to_numpy(), rows["alpha_measured"].to_numpy()
+        assert used[0] == measured[0]
+        np.testing.assert_allclose(used[1:], 0.5 * used[:-1] + 0.5 * measured[1:])
+        assert not np.allclose(used, measured)
+
+
+# ---------------------------------------------------------------------------------------------- edge cases
+def test_nan_unit_keeps_factor_one_and_warns_once():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 4))
+    opt = torch.optim.SGD(param_groups(model, unit="layer", exclude=()), lr=0.05)
+    tb = TempBalance(model, opt, unit="layer", exclude=(), interval=1, mapping="linear")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _step in range(4):
+            model(torch.randn(8, 32)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+    nan_warnings = [w for w in caught if "unit '4'" in str(w.message)]
+    assert len(nan_warnings) == 1 and "too few eigenvalues" in str(nan_warnings[0].message)
+    assert tb.factors["4"] == 1.0 and math.isnan(tb.alphas["4"])
+    assert sorted([tb.factors["0"], tb.factors["2"]]) == [0.5, 1.5]  # the NaN unit is out of the min/max
+
+
+def test_identical_layers_get_factor_one():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 32), nn.Linear(32, 32), nn.Linear(32, 32))
+    with torch.no_grad():
+        for layer in model:
+            layer.weight.copy_(model[0].weight)
+    opt = torch.optim.SGD(param_groups(model, unit="layer", exclude=()), lr=0.05)
+    tb = TempBalance(model, opt, unit="layer", exclude=(), interval=5, mapping="sigmoid")
+    model(torch.randn(4, 32)).sum().backward()
+    opt.step()
+    assert tb.factors == {"0": 1.0, "1": 1.0, "2": 1.0}
+
+
+def test_construction_errors():
+    model = mlp()
+    groups = param_groups(model, unit="layer", exclude=())
+    opt = torch.optim.SGD(groups, lr=0.1)
+    for bad, match in [
+        (dict(mapping="cubic"), "unknown mapping"),
+        (dict(interval=0), "interval"),
+        (dict(interval="weekly"), "interval"),
+        (dict(interval=2.5), "interval"),
+        (dict(unit="row"), "unknown unit"),
+        (dict(metric="beta"), "unknown metric"),
+        (dict(asynchronous=True, apply_delay=0), "apply_delay"),
+        (dict(interval=2, apply_delay=3), "exceeds"),
+        (dict(skip_tolerance=0.1, xmin="ks"), "fixed"),
+        (dict(mapping="sqrt"), "metric='alpha'"),
+        (dict(ema=1.0), "ema"),
+        (dict(target="momentum"), "target"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            TempBalance(model, opt, unit="layer", exclude=(), **bad) if "unit" not in bad else TempBalance(
+                model, opt, exclude=(), **bad
+            )
+    with pytest.raises(ValueError, match="in no optimizer group"):
+        TempBalance(model, torch.optim.SGD(groups[:2], lr=0.1), unit="layer", exclude=())
+    with pytest.raises(ValueError, match="not in the model"):
+        TempBalance(
+            model,
+            torch.optim.SGD(param_groups(mlp(), unit="layer", exclude=()), lr=0.1),
+            unit="layer",
+            exclude=(),
+        )
+    with pytest.raises(ValueError, match="mixes parameters"):
+        TempBalance(model, torch.optim.SGD(model.parameters(), lr=0.1), unit="layer", exclude=())
+    with pytest.raises(ValueError, match="no balanced units"):
+        TempBalance(model, opt, unit="block")
+    with pytest.raises(TypeError, match="optimizer"):
+        TempBalance(model, object(), unit="layer")
+
+
+def test_groups_built_for_another_unit_are_rejected():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList(
+                [nn.Sequential(nn.Linear(32, 32), nn.Linear(32, 32)) for _ in range(2)]
+            )
+
+    model = Net()
+    opt = torch.optim.SGD(param_groups(model, unit="layer"), lr=0.1)
+    with pytest.raises(ValueError, match="was built for unit"):
+        TempBalance(model, opt, unit="block")
+
+
+def test_user_groups_are_mapped_by_parameter_identity():
+    model = mlp()
+    groups = [
+        {"params": list(layer.parameters()), "lr": 0.01 * (i + 1)} for i, layer in enumerate(model[::2])
+    ]
+    opt = torch.optim.SGD(groups, lr=0.1)
+    tb = TempBalance(model, opt, unit="layer", exclude=(), interval=2, mapping="linear")
+    train(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 0, 1)
+    assert list(tb.group_factors()) == ["group0", "group1", "group2", "group3"]
+    assert sorted(tb.group_factors().values())[::3] == [0.5, 1.5]
+
+
+def test_adding_a_param_group_later_is_caught():
+    model, opt, sched, tb = setup()
+    opt.add_param_group({"params": [nn.Parameter(torch.zeros(3))]})
+    with pytest.raises(RuntimeError, match="param groups"):
+        train(model, opt, sched, 0, 1)
+
+
+def test_remove_detaches_hooks():
+    model, opt, sched, tb = setup(interval=1)
+    train(model, opt, sched, 0, 2)
+    tb.remove()
+    inside = []
+    opt.register_step_pre_hook(lambda o, a, k: inside.append([g["lr"] for g in o.param_groups]))
+    before = [g["lr"] for g in opt.param_groups]
+    train(model, opt, sched, 2, 3)
+    assert inside[0] == before and tb.step_count == 2
+
+
+# ------------------------------------------------------------------------------------------- observability
+def test_history_csv_tensorboard_and_log_line(tmp_path, caplog):
+    class Writer:
+        def __init__(self):
+            self.calls = []
+
+        def add_scalar(self, tag, value, step):
+            self.calls.append((tag, value, step))
+
+    writer = Writer()
+    csv_path = tmp_path / "tb.csv"
+    model, opt, sched, tb = setup(log_csv=str(csv_path), summary_writer=writer)
+    with caplog.at_level(logging.INFO, logger="modelbalance.balance"):
+        train(model, opt, sched, 0, 7)
+    table = pd.read_csv(csv_path)
+    assert len(table) == len(tb.history) == 3 * 4
+    np.testing.assert_allclose(table["factor"], tb.history_frame()["factor"])
+    assert ("tempbalance/factor/2", tb.history[-3]["factor"], 6) in writer.calls
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("TempBalance step")]
+    assert len(lines) == 3 and "4 units" in lines[0]
+
+
+def test_tensorboard_dir_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    model, opt, sched, tb = setup(tensorboard_dir=str(tmp_path / "tb"))
+    train(model, opt, sched, 0, 4)
+    tb.remove()
+    assert any((tmp_path / "tb").iterdir())
+
+
+def test_shape_driven_factors_are_logged_once(caplog):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(16, 96), nn.Linear(96, 96), nn.Linear(96, 32), nn.Linear(32, 96), nn.Linear(96, 12)
+    )
+    opt = torch.optim.SGD(param_groups(model, unit="layer", exclude=()), lr=1e-6)
+    tb = TempBalance(model, opt, unit="layer", exclude=(), interval=1, metric="alpha", mapping="linear")
+    with caplog.at_level(logging.WARNING, logger="modelbalance.balance"):
+        for _ in range(4):
+            model(torch.randn(4, 16)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+    hits = [r for r in caplog.records if "function of layer shape" in r.getMessage()]
+    assert len(hits) == 1 and tb.num_recomputes == 4
+
+
+def test_presets_and_config_help():
+    from modelbalance.balance import PRESETS
+
+    from .test_blocks import TinyResNet
+
+    assert all(text for text in TempBalanceConfig.help().values())
+    glue = TempBalanceConfig.preset("emnlp_glue", steps_per_epoch=100)
+    assert (glue.mapping, glue.unit, glue.xmin_pos, glue.interval_steps, glue.start_step) == (
+        "sigmoid",
+        "block",
+        1.5,
+        10,
+        0,
+    )
+    cnn = TempBalanceConfig.preset("neurips_cnn", steps_per_epoch=4)
+    assert (cnn.mapping, cnn.unit, cnn.xmin_pos, cnn.exclude_first_last) == ("linear", "layer", 2.0, True)
+    assert set(PRESETS) == {"emnlp_glue", "neurips_cnn"}
+    with pytest.raises(ValueError, match="unknown preset"):
+        TempBalanceConfig.preset("iclr")
+    torch.manual_seed(0)
+    model = TinyResNet(widths=(8, 16, 16, 16), blocks=1)
+    opt = torch.optim.SGD(param_groups(model, 5e-4, config=cnn), lr=0.05, momentum=0.9)
+    tb = TempBalance(model, opt, config=cnn)
+    assert "conv1" not in tb.factors and "fc" not in tb.factors and "layer1.0.conv1" in tb.factors
+    for _ in range(6):
+        model.zero_grad()
+        x = model.conv1(torch.randn(2, 3, 8, 8))
+        for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
+            for block in stage:
+                x = block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(x)))))
+        model.fc(x.mean((2, 3))).sum().backward()
+        opt.step()
+    assert tb.num_recomputes == 2  # once per 4-step epoch: steps 0 and 4
+    assert min(tb.factors.values()) == 0.5 and max(tb.factors.values()) == 1.5
+    assert tb.config.to_dict()["mapping"] == "linear"
+
+
+def test_measure_device_cpu_matches_weights_on_cpu_and_is_validated():
+    results = []
+    for where in ("weights", "cpu"):
+        model, opt, sched, tb = setup(measure_device=where)
+        train(model, opt, sched, 0, 7)
+        results.append(params(model))
+    assert_identical(*results)
+    with pytest.raises(ValueError, match="measure_device"):
+        setup(measure_device="gpu")
+
+
+def test_type_units_map_each_role_separately():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = nn.Linear(32, 96)
+            self.down = nn.Linear(96, 32)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([Block() for _ in range(3)])
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = x + block.down(torch.tanh(block.up(x)))
+            return x
+
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(param_groups(model, unit="type"), lr=0.05)
+    tb = TempBalance(model, opt, unit="type", mapping="linear", metric="alpha", interval=2)
+    for _ in range(3):
+        model(torch.randn(8, 32)).pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+    for role in ("up", "down"):
+        factors = sorted(tb.factors[f"blocks.{i}.{role}"] for i in range(3))
+        assert factors[0] == 0.5 and factors[-1] == 1.5  # min and max within the role, not across roles
+    families = set(tb.history_frame()["family"])
+    assert families == {"blocks.*.up 96x32", "blocks.*.down 32x96"}
