@@ -2,9 +2,11 @@
 
 >>> import modelbalance
 >>> report = modelbalance.analyze(model)                       # doctest: +SKIP
->>> tb = modelbalance.TempBalance(model, optimizer)            # doctest: +SKIP
+>>> groups = modelbalance.param_groups(model, weight_decay=0.01)  # doctest: +SKIP
+>>> tb = modelbalance.TempBalance(model, torch.optim.AdamW(groups, lr=3e-5))  # doctest: +SKIP
 """
 
+from .balance import TempBalance, TempBalanceConfig, detect_blocks, param_groups
 from .spectral import FitConfig, PowerLawFit, SpectralReport, analyze, extract_layers, fit_power_law, measure
 
 __version__ = "0.1.0"
@@ -13,15 +15,12 @@ __all__ = [
     "FitConfig",
     "PowerLawFit",
     "SpectralReport",
+    "TempBalance",
+    "TempBalanceConfig",
     "analyze",
+    "detect_blocks",
     "extract_layers",
     "fit_power_law",
     "measure",
+    "param_groups",
 ]
-
-try:  # the balancer is optional while it is being built; the spectral engine never depends on it
-    from .balance import TempBalance, TempBalanceConfig, param_groups  # noqa: F401
-
-    __all__ += ["TempBalance", "TempBalanceConfig", "param_groups"]
-except ImportError:  # pragma: no cover
-    pass

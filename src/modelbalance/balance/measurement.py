@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -234,7 +234,7 @@ class LayerMeasurer:
                 pending = True
             else:
                 copy = mats.to(device, copy=True)
-            out.append(replace(layer, scale=1.0, _build=lambda copy=copy: copy))
+            out.append(layer.with_matrices(copy))
         copied = None
         if pending:
             copied = torch.cuda.Event()

@@ -32,6 +32,7 @@ model.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import warnings
@@ -63,6 +64,13 @@ class LayerWeight:
     def matrices(self) -> torch.Tensor:
         mats = self._build()
         return mats * self.scale if self.scale != 1.0 else mats
+
+    def with_matrices(self, matrices: torch.Tensor) -> LayerWeight:
+        """The same layer reading fixed ``matrices`` (e.g. a snapshot taken at a recompute step).
+
+        ``matrices`` must already include ``scale``; the copy's scale is 1.
+        """
+        return dataclasses.replace(self, scale=1.0, _build=lambda: matrices, device=matrices.device)
 
     @property
     def num_eigenvalues(self) -> int:
