@@ -31,6 +31,7 @@ from .history import FIELDS, HistoryWriters, recompute_log_line, shape_driven
 from .measurement import BackgroundRunner, LayerFit, LayerMeasurer, MeasureOutcome
 from .optimizer_groups import match_group_units, unwrap_optimizer, warn_if_inert
 from .param_groups import plan_from_config
+from .state import plain_state
 
 __all__ = ["TempBalance"]
 
@@ -104,6 +105,10 @@ class TempBalance:
         One record per unit and recompute (``history_frame()`` gives a DataFrame).
     step_count : int
         Optimizer steps taken since construction; the balancer's only clock.
+    measurer : LayerMeasurer
+        Snapshots and fits the layers at each recompute. Replaceable (e.g. by
+        :func:`modelbalance.integrations.distributed.shard_measurement`): ``snapshot(layers, device)`` returns an
+        object with ``wait()``; ``run(snapshot, previous, references, step)`` returns a ``MeasureOutcome``.
     """
 
     def __init__(
@@ -131,7 +136,7 @@ class TempBalance:
                 )
             )
         self._group_units = match_group_units(self.model, self.optimizer, self.plan, self.config.unit)
-        self._measurer = LayerMeasurer(
+        self.measurer = LayerMeasurer(
             self.config.fit_config(),
             metric=self.config.metric,
             min_eigs=self.config.min_eigs,
@@ -205,14 +210,14 @@ class TempBalance:
 
     def _begin_recompute(self, step: int) -> None:
         self._last_recompute_step = step
-        snapshot = self._measurer.snapshot(self.plan.layers, self._measure_device)
+        snapshot = self.measurer.snapshot(self.plan.layers, self._measure_device)
         previous, references = dict(self._fits), dict(self._references)
         pending = _Pending(step + self.config.effective_apply_delay, step)
         if self._runner is None:
-            pending.outcome = self._measurer.run(snapshot, previous, references, step)
+            pending.outcome = self.measurer.run(snapshot, previous, references, step)
         else:
             pending.future = self._runner.submit(
-                lambda: self._measurer.run(snapshot, previous, references, step), snapshot
+                lambda: self.measurer.run(snapshot, previous, references, step), snapshot
             )
         self._pending = pending
 
@@ -331,22 +336,24 @@ class TempBalance:
                 "measured_step": self._pending.measured_step,
                 "outcome": self._pending.result().to_state(),
             }
-        return {
-            "units": list(self.plan.units),
-            "step_count": self.step_count,
-            "num_recomputes": self.num_recomputes,
-            "last_recompute_step": self._last_recompute_step,
-            "factors": dict(self.factors),
-            "alphas": dict(self.alphas),
-            "ema": dict(self._ema),
-            "fits": {name: fit.to_state() for name, fit in self._fits.items()},
-            "references": dict(self._references),
-            "pending": pending,
-            "first_factors": None if self._first_factors is None else dict(self._first_factors),
-            "warned_nan": sorted(self._warned_nan),
-            "shape_logged": self._shape_logged,
-            "history": [dict(row) for row in self.history],
-        }
+        return plain_state(
+            {
+                "units": list(self.plan.units),
+                "step_count": self.step_count,
+                "num_recomputes": self.num_recomputes,
+                "last_recompute_step": self._last_recompute_step,
+                "factors": dict(self.factors),
+                "alphas": dict(self.alphas),
+                "ema": dict(self._ema),
+                "fits": {name: fit.to_state() for name, fit in self._fits.items()},
+                "references": dict(self._references),
+                "pending": pending,
+                "first_factors": None if self._first_factors is None else dict(self._first_factors),
+                "warned_nan": sorted(self._warned_nan),
+                "shape_logged": self._shape_logged,
+                "history": [dict(row) for row in self.history],
+            }
+        )
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` saved (the units must be the same)."""

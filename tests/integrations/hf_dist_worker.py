@@ -1,0 +1,42 @@
+"""Worker for test_distributed.py: TempBalanceTrainer under torchrun (DDP, gloo) on test_hf.py's tiny BERT.
+
+python -m torch.distributed.run --nproc_per_node=2 --standalone hf_dist_worker.py OUT_DIR
+"""
+
+import os
+import sys
+import warnings
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, os.path.dirname(__file__))
+warnings.filterwarnings("ignore")
+
+from test_hf import OPTIONS, Synthetic, tiny_bert, training_args  # noqa: E402
+
+from modelbalance.integrations.hf import TempBalanceTrainer  # noqa: E402
+
+
+def main(out_dir: str) -> None:
+    torch.set_num_threads(1)
+    model = tiny_bert()
+    args = training_args(os.path.join(out_dir, "trainer"), save_strategy="no", ddp_backend="gloo")
+    trainer = TempBalanceTrainer(model=model, args=args, train_dataset=Synthetic(), tempbalance=OPTIONS)
+    trainer.train()
+    tb = trainer.balancer
+    torch.save(
+        {
+            "world_size": dist.get_world_size(),
+            "measurer": type(tb.measurer).__name__,
+            "measured": list(tb.measurer.measured),
+            "history": tb.history,
+            "step_count": tb.step_count,
+            "params": {n: p.detach().clone() for n, p in model.named_parameters()},
+        },
+        os.path.join(out_dir, f"hf_rank{dist.get_rank()}.pt"),
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
