@@ -295,3 +295,31 @@ def test_no_warnings_for_ordinary_models():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         analyze(nn.Sequential(nn.Linear(32, 32), nn.Conv2d(3, 8, 3)), farms=True)
+
+
+@pytest.mark.parametrize("eigensolver", ["host", "device"])
+def test_accelerator_paths_match_cpu_lapack(eigensolver):
+    """The two accelerator routes (Gram on the device + host LAPACK, or batched eigvalsh on the device) give the
+    CPU route's alphas. The layers claim a CUDA device while their data stays on the CPU, which exercises the
+    routing and both code paths without a GPU."""
+    import dataclasses
+
+    from modelbalance.spectral import FitConfig, extract_layers, measure
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(200, 150), torch.nn.Linear(150, 150), torch.nn.Linear(150, 40))
+    layers = extract_layers(net)
+    fake = [dataclasses.replace(layer, device=torch.device("cuda")) for layer in layers]
+    cpu = measure(layers, fit=FitConfig(), relative=False)
+    routed = measure(fake, fit=FitConfig(), relative=False, eigensolver=eigensolver)
+    for a, b in zip(cpu, routed, strict=True):
+        assert a.status == b.status == "ok"
+        assert abs(a.alpha - b.alpha) < 1e-4
+        assert abs(a.spectral_norm - b.spectral_norm) < 1e-4 * a.spectral_norm
+
+
+def test_unknown_eigensolver_is_rejected():
+    from modelbalance.spectral import extract_layers, measure
+
+    with pytest.raises(ValueError, match="eigensolver"):
+        measure(extract_layers(torch.nn.Linear(20, 20)), eigensolver="gpu")

@@ -201,3 +201,21 @@ def test_cuda_path_matches_the_cpu_path():
     assert gpu[3].num_nonzero == 20 and gpu[4].num_nonzero == 7
     for name, mats in cases.items():
         np.testing.assert_allclose(esd(mats.cuda())[-10:], esd(mats)[-10:], rtol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_symmetric_mode_matches_gram_mode_and_scipy_fallback(dtype):
+    """Eigenvalues of Gram matrices formed elsewhere (the GPU route) equal the syrk+syevd route and scipy's."""
+    from modelbalance.spectral import lapack
+    from modelbalance.spectral.eigenvalues import gram
+
+    rng = np.random.default_rng(3)
+    mats = rng.standard_normal((4, 40, 25)).astype(dtype)
+    grams = gram(torch.from_numpy(mats)).numpy()
+    direct = next(lapack.gram_eigenvalues([lambda: mats], workers=2))
+    given = next(lapack.gram_eigenvalues([lambda: grams], workers=2, symmetric=True))
+    fallback = np.stack([lapack._scipy_sym_eigs(np.array(g, order="C", copy=True)) for g in grams])
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(given, direct, rtol=tol, atol=tol * direct.max())
+    np.testing.assert_allclose(fallback, direct, rtol=tol, atol=tol * direct.max())
+    assert np.array_equal(grams, gram(torch.from_numpy(mats)).numpy())  # inputs are not overwritten

@@ -13,6 +13,7 @@ Example
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
@@ -139,6 +140,12 @@ def _fit_into(
         spec.alpha_relative = spec.alpha - ref.mean
 
 
+def _use_host(layer: LayerWeight, eigensolver: str) -> bool:
+    if layer.is_complex or layer.device.type == "cpu" or eigensolver == "device":
+        return False
+    return eigensolver == "host" or (min(layer.matrix_shape) >= 128 and (os.cpu_count() or 1) >= 4)
+
+
 def _farms_into(spec: LayerSpectrum, mats: torch.Tensor, fit: FitConfig, dtype: torch.dtype) -> None:
     result = fit_power_law(farms_eigenvalues(mats, dtype=dtype), config=fit)
     spec.alpha_farms = result.alpha
@@ -156,6 +163,7 @@ def measure(
     progress: bool = False,
     keep_eigenvalues: bool = False,
     batch_elements: int = BATCH_ELEMENTS,
+    eigensolver: str = "auto",
 ) -> list[LayerSpectrum]:
     """Eigenvalues, power-law fit and metrics of each layer, in the order given.
 
@@ -178,8 +186,15 @@ def measure(
         NaN/Inf weights raise a ValueError naming the layer, or the layer is skipped with a warning.
     keep_eigenvalues : bool
         Keep each layer's sorted eigenvalues on the result (needed for ESD plots).
+    eigensolver : {"auto", "device", "host"}
+        Where the eigenvalues of accelerator-resident (real) weights are computed: "device" (batched
+        ``torch.linalg.eigvalsh`` there), "host" (Gram matrix on the device, LAPACK on the host's cores in
+        parallel), or "auto": host when the Gram matrix is at least 128 wide and the host has 4+ cores.
+        CPU weights always use LAPACK; complex weights always use the device.
     """
     fit = fit or FitConfig()
+    if eigensolver not in ("auto", "device", "host"):
+        raise ValueError(f"eigensolver must be 'auto', 'device' or 'host', got {eigensolver!r}")
     if nonfinite not in ("raise", "skip"):
         raise ValueError(f"nonfinite must be 'raise' or 'skip', got {nonfinite!r}")
     if min_eigs < 2:
@@ -231,9 +246,23 @@ def measure(
     for i, per_matrix in zip(cpu, gram_eigenvalues(makers, workers=max(1, torch.get_num_threads()))):
         finish(i, per_matrix)
 
+    # Accelerators, real weights, eigensolver on the host: the Gram matrix is formed on the device (cheap there),
+    # copied to the host and decomposed by LAPACK, one matrix per CPU core. GPU symmetric eigensolvers are slow
+    # for the few-hundred-wide matrices of typical layers, and this also keeps the GPU free for training.
+    host = [
+        i
+        for i, layer in enumerate(layers)
+        if i not in empty and i not in set(cpu) and _use_host(layer, eigensolver)
+    ]
+    target = compute_dtype(torch.float32, dtype)
+    host_makers = [lambda layer=layers[i]: gram(layer.matrices().to(target)).cpu().numpy() for i in host]
+    host_workers = max(1, os.cpu_count() or 1)
+    for i, per_matrix in zip(host, gram_eigenvalues(host_makers, workers=host_workers, symmetric=True)):
+        finish(i, per_matrix)
+
     # Accelerators and complex weights: Gram matrices of equal size are stacked and decomposed in one call.
     batched: dict[tuple, list[int]] = defaultdict(list)
-    done = set(cpu) | set(empty)
+    done = set(cpu) | set(empty) | set(host)
     for i, layer in enumerate(layers):
         if i not in done:
             side = min(layer.matrix_shape)

@@ -79,11 +79,26 @@ def _ctypes_gram_eigs(binding: dict, mat: np.ndarray) -> np.ndarray:
     n, k, trans = (c, r, _TRANS) if c <= r else (r, c, _NO_TRANS)
     g = np.empty((n, n), dtype=mat.dtype)
     syrk(_ROW_MAJOR, _UPPER, trans, n, k, 1.0, mat.ctypes.data, c, 0.0, g.ctypes.data, n)
-    w = np.empty(n, dtype=mat.dtype)
+    return _ctypes_sym_eigs(binding, g)
+
+
+def _ctypes_sym_eigs(binding: dict, g: np.ndarray) -> np.ndarray:
+    """Eigenvalues (ascending) of a C-contiguous symmetric matrix, read from its upper triangle; overwrites g."""
+    syevd = binding["d" if g.dtype == np.float64 else "s"][1]
+    n = g.shape[0]
+    w = np.empty(n, dtype=g.dtype)
     info = syevd(_ROW_MAJOR, b"N", b"U", n, g.ctypes.data, n, w.ctypes.data)
     if info != 0:
         w[:] = np.nan  # LAPACK failed (NaN input): the caller reports it
     return w
+
+
+def _scipy_sym_eigs(g: np.ndarray) -> np.ndarray:
+    from scipy.linalg import lapack
+
+    syevd = lapack.dsyevd if g.dtype == np.float64 else lapack.ssyevd
+    w, _, info = syevd(g, compute_v=0, lower=1, overwrite_a=1)  # C-order upper = Fortran-order lower
+    return w if info == 0 else np.full(g.shape[0], np.nan, dtype=g.dtype)
 
 
 def _scipy_gram_eigs(mat: np.ndarray) -> np.ndarray:
@@ -119,8 +134,11 @@ def _binding_or_none() -> dict:
     return _binding
 
 
-def gram_eigenvalues(stacks, workers: int = 1):
+def gram_eigenvalues(stacks, workers: int = 1, symmetric: bool = False):
     """Eigenvalues of W^T W for each (b, r, c) numpy stack produced by ``stacks`` (an iterable of callables).
+
+    With ``symmetric=True`` the stacks already hold (b, s, s) Gram matrices (e.g. formed on a GPU) and only the
+    eigensolver runs here.
 
     Yields one (b, min(r, c)) array per stack, in order (NaN rows where LAPACK failed, e.g. on NaN input). With
     ``workers > 1`` and the ctypes binding available, whole stacks are decomposed in parallel, one per worker,
@@ -129,7 +147,7 @@ def gram_eigenvalues(stacks, workers: int = 1):
     binding = _binding_or_none()
 
     def run(make):
-        return np.stack([_one(binding, m) for m in make()])
+        return np.stack([_one(binding, m, symmetric) for m in make()])
 
     if not binding or workers <= 1:
         for make in stacks:
@@ -147,6 +165,9 @@ def gram_eigenvalues(stacks, workers: int = 1):
             yield future.result()
 
 
-def _one(binding: dict, mat: np.ndarray) -> np.ndarray:
+def _one(binding: dict, mat: np.ndarray, symmetric: bool = False) -> np.ndarray:
+    if symmetric:
+        g = np.array(mat, order="C", copy=True)  # syevd overwrites its input
+        return _ctypes_sym_eigs(binding, g) if binding else _scipy_sym_eigs(g)
     mat = np.ascontiguousarray(mat)
     return _ctypes_gram_eigs(binding, mat) if binding else _scipy_gram_eigs(mat)
