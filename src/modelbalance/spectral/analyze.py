@@ -305,13 +305,14 @@ def analyze(
     nonfinite: str = "raise",
     progress: bool = True,
     layers: list[LayerWeight] | None = None,
+    eigensolver: str = "auto",
 ):
     """Layer-wise spectral analysis of ``model``: a :class:`~modelbalance.spectral.report.SpectralReport`.
 
     Layer selection (``include``, ``exclude``, ``types``, ``lora``, ``embeddings``, ``spectral_conv``,
     ``conv_scale``) is documented in :func:`~modelbalance.spectral.matrices.extract_layers`; the fit and
-    measurement options (``xmin``, ``xmin_pos``, ``dtype``, ``relative``, ``farms``, ``min_eigs``, ``nonfinite``)
-    in :func:`measure`. ``layers`` skips extraction (e.g. for a bare state dict).
+    measurement options (``xmin``, ``xmin_pos``, ``dtype``, ``relative``, ``farms``, ``min_eigs``, ``nonfinite``,
+    ``eigensolver``) in :func:`measure`. ``layers`` skips extraction (e.g. for a bare state dict).
     """
     from .report import SpectralReport
 
@@ -338,6 +339,7 @@ def analyze(
             nonfinite=nonfinite,
             progress=progress,
             keep_eigenvalues=True,
+            eigensolver=eigensolver,
         )
     settings = dict(
         xmin=fit.xmin,
