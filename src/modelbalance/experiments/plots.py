@@ -1,0 +1,299 @@
+"""Figures of a sweep: error vs fraction, gain with CI, per-layer alpha, factors over time, the lr grid.
+
+Figures are drawn on matplotlib's Agg canvas directly (no pyplot, so no global backend switch and nothing
+opens a window).
+
+Each function draws one figure into a file and returns its path (or None when the data for it is missing)::
+
+    from modelbalance.experiments.plots import plot_error_vs_fraction
+    plot_error_vs_fraction(frame, "nrmse", "min", ["baseline", "tb"], "plots/error_vs_fraction.png")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+_DPI = 150
+
+
+def _figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **subplot_options):
+    """A stand-alone Agg figure and its axes (squeezed like ``pyplot.subplots``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **subplot_options)
+
+
+def _colours(methods: list[str]) -> dict[str, str]:
+    palette = [
+        "#4c72b0",
+        "#dd8452",
+        "#55a868",
+        "#c44e52",
+        "#8172b3",
+        "#937860",
+        "#da8bc3",
+        "#8c8c8c",
+        "#ccb974",
+        "#64b5cd",
+    ]
+    ordered = (["baseline"] if "baseline" in methods else []) + [m for m in methods if m != "baseline"]
+    return {m: ("#333333" if m == "baseline" else palette[i % len(palette)]) for i, m in enumerate(ordered)}
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI)
+    return path
+
+
+def _plain_log_y(ax) -> None:
+    """Log y axis with plain number labels (0.2, 0.3) instead of 2x10^-1."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda value, _position: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
+def _fraction_axis(ax, fractions) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(fractions)
+    ax.set_xticklabels([f"{f:g}" for f in fractions])
+    ax.minorticks_off()
+
+
+def plot_error_vs_fraction(
+    frame: pd.DataFrame, metric: str, direction: str, methods: list[str], path: str | Path
+) -> Path | None:
+    """Test metric vs training fraction (log x), mean ± std over seeds, one line per method."""
+    from modelbalance.experiments.report import reported
+
+    runs = reported(frame)
+    if runs.empty:
+        return None
+    colours = _colours(methods)
+    fig, ax = _figure(figsize=(6.4, 4.4))
+    fractions = sorted(runs["fraction"].unique())
+    for k, method in enumerate(methods):
+        stats = runs[runs["method"] == method].groupby("fraction")[metric].agg(["mean", "std", "count"])
+        if stats.empty:
+            continue
+        # a small horizontal offset keeps overlapping error bars apart
+        shift = 1 + 0.03 * (k - (len(methods) - 1) / 2)
+        ax.errorbar(
+            stats.index * shift,
+            stats["mean"],
+            yerr=stats["std"].fillna(0),
+            label=method,
+            color=colours[method],
+            marker="o",
+            capsize=3,
+            linewidth=1.6,
+            markersize=5,
+        )
+    _fraction_axis(ax, fractions)
+    if direction == "min" and (runs[metric] > 0).all():
+        _plain_log_y(ax)
+    n_train = runs.groupby("fraction")["n_train"].first()
+    ax.set_xlabel("training fraction of the pool (n_train: " + ", ".join(str(int(n)) for n in n_train) + ")")
+    ax.set_ylabel(f"test {metric} ({'lower' if direction == 'min' else 'higher'} is better)")
+    ax.set_title(f"Test {metric} vs training data (mean ± std over seeds)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(frameon=False)
+    return _save(fig, Path(path))
+
+
+def plot_relative_gain(
+    comparisons: pd.DataFrame, metric: str, methods: list[str], path: str | Path
+) -> Path | None:
+    """Each method's relative gain over the reference per fraction (log x), with the bootstrap 95% CI."""
+    if comparisons.empty:
+        return None
+    colours = _colours(methods)
+    fig, ax = _figure(figsize=(6.4, 4.4))
+    compared = [m for m in methods if m in set(comparisons["method"])]
+    for k, method in enumerate(compared):
+        part = comparisons[comparisons["method"] == method].sort_values("fraction")
+        shift = 1 + 0.03 * (k - (len(compared) - 1) / 2)
+        gain = 100 * part["gain"].to_numpy()
+        low = 100 * part["ci_low"].to_numpy()
+        high = 100 * part["ci_high"].to_numpy()
+        yerr = np.vstack([np.nan_to_num(gain - low), np.nan_to_num(high - gain)])
+        ax.errorbar(
+            part["fraction"] * shift,
+            gain,
+            yerr=yerr,
+            label=method,
+            color=colours[method],
+            marker="o",
+            capsize=3,
+            linewidth=1.6,
+            markersize=5,
+        )
+    ax.axhline(0, color="#333333", linewidth=1, linestyle="--")
+    _fraction_axis(ax, sorted(comparisons["fraction"].unique()))
+    reference = comparisons["reference"].iloc[0]
+    ax.set_xlabel("training fraction of the pool")
+    ax.set_ylabel(f"gain over {reference} in test {metric} (%)")
+    ax.set_title(f"Relative gain over {reference} (95% bootstrap CI; > 0 = better)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(frameon=False)
+    return _save(fig, Path(path))
+
+
+def _short_name(name: str, limit: int = 28) -> str:
+    return name if len(name) <= limit else "…" + name[-(limit - 1) :]
+
+
+def plot_layer_alphas(
+    records: list[dict], methods: list[str], path: str | Path, *, max_panels: int = 3
+) -> Path | None:
+    """Per-layer alpha after training, mean over seeds (band: min-max), one panel per fraction, one line per
+    method: the paper's "balanced layers" picture (balanced training gives a flatter alpha profile)."""
+    rows = [
+        {
+            "fraction": r["fraction"],
+            "method": r["method"],
+            "seed": r["seed"],
+            "layer": layer["name"],
+            "alpha": layer.get("alpha"),
+        }
+        for r in records
+        if r.get("status") == "ok"
+        for layer in (r.get("layers") or [])
+    ]
+    frame = pd.DataFrame(rows)
+    if frame.empty or frame["alpha"].isna().all():
+        return None
+    frame["alpha"] = frame["alpha"].astype(float)
+    order = list(dict.fromkeys(frame["layer"]))
+    fractions = sorted(frame["fraction"].unique())
+    if len(fractions) > max_panels:  # smallest, largest and evenly between
+        fractions = [fractions[i] for i in np.linspace(0, len(fractions) - 1, max_panels).round().astype(int)]
+    colours = _colours(methods)
+    width = min(16.0, 4.0 + 0.35 * len(order))
+    fig, axes = _figure(len(fractions), 1, figsize=(width, 2.9 * len(fractions)), squeeze=False, sharex=True)
+    x = np.arange(len(order))
+    for ax, fraction in zip(axes[:, 0], fractions):
+        at = frame[frame["fraction"] == fraction]
+        for method in methods:
+            part = at[at["method"] == method]
+            if part.empty:
+                continue
+            stats = part.groupby("layer")["alpha"].agg(["mean", "min", "max"]).reindex(order)
+            ax.plot(
+                x,
+                stats["mean"],
+                marker="o",
+                markersize=3.5,
+                linewidth=1.4,
+                color=colours[method],
+                label=f"{method} (spread {np.nanstd(stats['mean']):.2f})",
+            )
+            ax.fill_between(x, stats["min"], stats["max"], color=colours[method], alpha=0.15, linewidth=0)
+        ax.set_ylabel("alpha (PL Hill)")
+        ax.set_title(f"fraction {fraction:g}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(frameon=False, fontsize=8, loc="best")
+    axes[-1, 0].set_xticks(x)
+    axes[-1, 0].set_xticklabels([_short_name(n) for n in order], rotation=60, ha="right", fontsize=7)
+    fig.suptitle("Per-layer alpha after training (mean over seeds, band = min-max)", fontsize=11)
+    return _save(fig, Path(path))
+
+
+def plot_factors_over_time(records: list[dict], path: str | Path) -> Path | None:
+    """TempBalance factors per unit vs optimizer step, for the first seed at the smallest fraction, one panel
+    per balanced method."""
+    import matplotlib
+
+    runs = [r for r in records if r.get("status") == "ok" and r.get("tb_history")]
+    if not runs:
+        return None
+    smallest = min(r["fraction"] for r in runs)
+    chosen: dict[str, dict] = {}
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        if r["fraction"] == smallest:
+            chosen.setdefault(r["method"], r)
+    fig, axes = _figure(1, len(chosen), figsize=(6.2 * len(chosen), 3.8), squeeze=False, sharey=True)
+    for ax, (method, record) in zip(axes[0], chosen.items()):
+        history = pd.DataFrame(record["tb_history"])
+        history["factor"] = history["factor"].astype(float)
+        units = list(dict.fromkeys(history["unit"]))
+        cmap = matplotlib.colormaps["viridis"].resampled(max(len(units), 2))
+        last_step = max(int(record.get("steps") or 0), int(history["step"].max()))
+        for i, unit in enumerate(units):
+            part = history[history["unit"] == unit].sort_values("step")
+            # hold the last factor until the end of training (a frozen run has a single recompute)
+            steps = [*part["step"], last_step]
+            factors = [*part["factor"], part["factor"].iloc[-1]]
+            ax.step(
+                steps, factors, where="post", color=cmap(i), linewidth=1.4, label=_short_name(str(unit), 22)
+            )
+        ax.axhline(1.0, color="#333333", linewidth=0.8, linestyle="--")
+        ax.set_xlabel("optimizer step")
+        ax.set_title(f"{method}: fraction {smallest:g}, seed {record['seed']}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        if len(units) <= 12:
+            ax.legend(
+                frameon=False,
+                fontsize=7,
+                title="unit",
+                title_fontsize=8,
+                loc="upper left",
+                bbox_to_anchor=(1.0, 1.0),
+            )
+    axes[0, 0].set_ylabel("learning-rate factor")
+    fig.suptitle("TempBalance factors over training", fontsize=11)
+    return _save(fig, Path(path))
+
+
+def plot_lr_grid(grid: pd.DataFrame, metric: str, methods: list[str], path: str | Path) -> Path | None:
+    """Validation metric vs learning rate per method (log-log), one panel per fraction; picked lr circled."""
+    if grid.empty or grid["lr"].nunique() < 2:
+        return None
+    colours = _colours(methods)
+    fractions = sorted(grid["fraction"].unique())
+    column = f"val_{metric}_mean"
+    fig, axes = _figure(1, len(fractions), figsize=(4.2 * len(fractions), 3.6), squeeze=False)
+    for ax, fraction in zip(axes[0], fractions):
+        at = grid[grid["fraction"] == fraction]
+        for method in methods:
+            part = at[at["method"] == method].sort_values("lr")
+            if part.empty:
+                continue
+            ax.plot(part["lr"], part[column], marker="o", color=colours[method], label=method, linewidth=1.4)
+            picked = part[part["selected"].astype(bool)]
+            ax.scatter(picked["lr"], picked[column], s=120, facecolors="none", edgecolors=colours[method])
+        ax.set_xscale("log")
+        if (at[column].dropna() > 0).all():
+            _plain_log_y(ax)
+        ax.set_xlabel("learning rate")
+        ax.set_title(f"fraction {fraction:g}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0, 0].set_ylabel(f"validation {metric}")
+    axes[0, -1].legend(frameon=False, fontsize=8)
+    fig.suptitle("Learning-rate grid (validation; circle = picked)", fontsize=11)
+    return _save(fig, Path(path))
+
+
+def write_plots(
+    directory: Path, *, frame, comparisons, grid, selected_records, metric, direction, methods
+) -> list[Path]:
+    """All figures of a sweep into ``directory``; returns the paths written."""
+    paths = [
+        plot_error_vs_fraction(frame, metric, direction, methods, directory / "error_vs_fraction.png"),
+        plot_relative_gain(comparisons, metric, methods, directory / "relative_gain.png"),
+        plot_layer_alphas(selected_records, methods, directory / "layer_alphas.png"),
+        plot_factors_over_time(selected_records, directory / "factors_over_time.png"),
+        plot_lr_grid(grid, metric, methods, directory / "lr_grid.png"),
+    ]
+    return [p for p in paths if p is not None]

@@ -1,0 +1,371 @@
+"""The derived files of a results folder: results.csv/json, grid.csv, summary.md and the plots.
+
+Everything here is computed from the run records, so it can be regenerated at any time (a resumed sweep does)::
+
+    from modelbalance.experiments.report import results_frame, comparison_frame
+    frame = results_frame(outcome.records, outcome.picked_lrs, seeds=(0, 1, 2))
+    comparison_frame(frame, metric="nrmse", direction="min")
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modelbalance.experiments.stats import holm, mean_std, paired_comparison
+from modelbalance.experiments.store import to_json
+
+# The columns every results table starts with (the task's metrics and their validation twins follow).
+LEAD_COLUMNS = ["task", "model", "fraction", "n_train", "seed", "method", "lr", "selected"]
+TAIL_COLUMNS = [
+    "train_time_s",
+    "status",
+    "error",
+    "final_train_loss",
+    "steps",
+    "n_params",
+    "tb_recomputes",
+    "device",
+    "run_hash",
+]
+_NESTED = (
+    "epoch_losses",
+    "layers",
+    "tb_history",
+    "tb_factors",
+    "traceback",
+    "key",
+    "started_at",
+    "finished_at",
+    "modelbalance_version",
+    "wall_time_s",
+    "tb_units",
+    "layers_error",
+    "warnings",
+)
+
+
+def results_frame(
+    records: list[dict],
+    picked_lrs: dict[tuple[float, str], float | None],
+    *,
+    seeds: tuple[int, ...] | None = None,
+    metrics: list[str] | None = None,
+) -> pd.DataFrame:
+    """One row per run. ``selected`` marks the reported runs: the picked lr, one of ``seeds``.
+
+    ``metrics`` orders the task's metric columns first (default: as found in the records).
+    """
+    rows = []
+    for record in records:
+        row = {k: v for k, v in record.items() if k not in _NESTED}
+        picked = picked_lrs.get((record["fraction"], record["method"]))
+        row["selected"] = bool(
+            picked is not None and record["lr"] == picked and (seeds is None or record["seed"] in seeds)
+        )
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=LEAD_COLUMNS + TAIL_COLUMNS)
+    if metrics is None:
+        metrics = [c for c in frame.columns if f"val_{c}" in frame.columns]
+    metric_columns = list(metrics) + [f"val_{m}" for m in metrics]
+    for column in LEAD_COLUMNS + metric_columns + TAIL_COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    rest = [c for c in frame.columns if c not in LEAD_COLUMNS + metric_columns + TAIL_COLUMNS]
+    frame["error"] = frame["error"].fillna("")
+    return frame[LEAD_COLUMNS + metric_columns + TAIL_COLUMNS + rest]
+
+
+def reported(frame: pd.DataFrame) -> pd.DataFrame:
+    """The selected, successful runs (the ones tables and tests use)."""
+    if frame.empty:
+        return frame
+    return frame[frame["selected"].astype(bool) & (frame["status"] == "ok")]
+
+
+def reference_method(methods: list[str]) -> str:
+    """What the other methods are compared with: ``baseline`` if present, else the first method."""
+    return "baseline" if "baseline" in methods else methods[0]
+
+
+def comparison_frame(
+    frame: pd.DataFrame,
+    *,
+    metric: str,
+    direction: str,
+    methods: list[str] | None = None,
+    n_boot: int = 10_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Paired comparison of every method with the reference, per fraction, over the seeds both completed.
+
+    Columns: fraction, method, reference, n, the :class:`~modelbalance.experiments.stats.PairedComparison`
+    fields, and ``p_ttest_holm`` (Holm over all rows).
+    """
+    runs = reported(frame)
+    if methods is None:
+        methods = list(dict.fromkeys(frame["method"])) if not frame.empty else []
+    if not methods:
+        return pd.DataFrame()
+    reference = reference_method(methods)
+    rows = []
+    for fraction in sorted(runs["fraction"].unique()):
+        at = runs[runs["fraction"] == fraction]
+        base = at[at["method"] == reference].set_index("seed")[metric]
+        for method in methods:
+            if method == reference:
+                continue
+            other = at[at["method"] == method].set_index("seed")[metric]
+            common = sorted(set(base.dropna().index) & set(other.dropna().index))
+            if not common:
+                continue
+            result = paired_comparison(
+                base.loc[common].to_numpy(),
+                other.loc[common].to_numpy(),
+                direction=direction,
+                n_boot=n_boot,
+                seed=seed,
+            )
+            rows.append({"fraction": fraction, "method": method, "reference": reference, **result.as_dict()})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["p_ttest_holm"] = holm(table["p_ttest"].to_numpy())
+    return table
+
+
+def grid_frame(grid, metric: str) -> pd.DataFrame:
+    """The learning-rate grid: validation metric per (fraction, method, lr) and which lr was picked."""
+    return pd.DataFrame([point.as_row(metric) for point in grid])
+
+
+# ---------------------------------------------------------------------------------------------------- markdown
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def _p(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def mean_std_table(frame: pd.DataFrame, metric: str, direction: str, methods: list[str]) -> str:
+    """Markdown: fraction rows x method columns of ``mean ± std (n)``; the best mean per row in bold."""
+    runs = reported(frame)
+    fractions = sorted(frame["fraction"].unique()) if not frame.empty else []
+    rows = []
+    for fraction in fractions:
+        at = runs[runs["fraction"] == fraction]
+        n_train = frame.loc[frame["fraction"] == fraction, "n_train"].iloc[0]
+        stats = {m: mean_std(at.loc[at["method"] == m, metric]) for m in methods}
+        means = {m: s[0] for m, s in stats.items() if math.isfinite(s[0])}
+        best = (min if direction == "min" else max)(means, key=means.get) if len(means) > 1 else None
+        cells = []
+        for method in methods:
+            mean, std, n = stats[method]
+            text = "–" if n == 0 else f"{_fmt(mean)} ± {_fmt(std, 2)} ({n})"
+            cells.append(f"**{text}**" if method == best else text)
+        rows.append([_fmt(fraction), str(int(n_train)), *cells])
+    return _markdown_table(["fraction", "n_train", *methods], rows)
+
+
+def comparison_table(comparisons: pd.DataFrame, metric: str) -> str:
+    if comparisons.empty:
+        return "_No paired comparison: a method and the reference need runs with the same seeds._"
+    rows = []
+    for row in comparisons.itertuples():
+        ci = "–" if not math.isfinite(row.ci_low) else f"[{row.ci_low:+.1%}, {row.ci_high:+.1%}]"
+        rows.append(
+            [
+                _fmt(row.fraction),
+                row.method,
+                f"{row.gain:+.1%}",
+                ci,
+                f"{row.wins}/{row.n}",
+                _p(row.p_ttest),
+                _p(row.p_wilcoxon),
+                _p(row.p_sign),
+                _p(row.p_ttest_holm),
+            ]
+        )
+    header = [
+        "fraction",
+        "method",
+        f"gain ({metric})",
+        "95% CI",
+        "wins",
+        "t-test p",
+        "Wilcoxon p",
+        "sign p",
+        "Holm p (t)",
+    ]
+    return _markdown_table(header, rows)
+
+
+def grid_table(grid: pd.DataFrame, metric: str, lrs: tuple[float, ...]) -> str:
+    rows = []
+    for (fraction, method), part in grid.groupby(["fraction", "method"], sort=False):
+        by_lr = part.set_index("lr")
+        cells = []
+        for lr in lrs:
+            mean, failed = by_lr.at[lr, f"val_{metric}_mean"], by_lr.at[lr, "n_failed"]
+            text = _fmt(mean) + (f" ({failed} failed)" if failed else "")
+            cells.append(f"**{text}**" if by_lr.at[lr, "selected"] else text)
+        picked = part.loc[part["selected"], "lr"]
+        rows.append([_fmt(fraction), method, *cells, _fmt(picked.iloc[0]) if len(picked) else "none"])
+    return _markdown_table(["fraction", "method", *[f"lr={lr:g}" for lr in lrs], "picked"], rows)
+
+
+def run_notes(records: list[dict]) -> list[str]:
+    """Distinct warnings the runs logged (numbers masked when grouping), each with how many runs of which
+    methods logged it and the first run's wording."""
+    seen: dict[str, tuple[str, dict[str, int]]] = {}
+    for record in records:
+        for note in record.get("warnings") or []:
+            first, by_method = seen.setdefault(re.sub(r"\d+(\.\d+)?", "#", note), (note, {}))
+            by_method[record["method"]] = by_method.get(record["method"], 0) + 1
+    return [
+        f"{sum(counts.values())} run(s) ({', '.join(f'{m}: {n}' for m, n in counts.items())}): {first}"
+        for first, counts in seen.values()
+    ]
+
+
+def summary_markdown(
+    prepared,
+    frame: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    grid: pd.DataFrame,
+    plot_paths: list[Path],
+    out: Path,
+    records: list[dict] = (),
+) -> str:
+    """The summary.md text."""
+    config, task = prepared.config, prepared.task
+    metric, direction = task.primary_metric, task.direction
+    better = "lower" if direction == "min" else "higher"
+    methods = list(config.methods)
+    metrics = [c for c in frame.columns if f"val_{c}" in frame.columns] if not frame.empty else [metric]
+    lines = [
+        f"# Experiment: {config.task} / {config.model}",
+        "",
+        f"- Task: {task.describe()}; {len(prepared.train_pool)} pool / {len(prepared.val)} validation / "
+        f"{len(prepared.data.test)} test samples.",
+        f"- Model: {config.model} ({prepared.n_params:,} parameters), {config.model_params or 'default options'}.",
+        f"- Training: {f'{config.steps} steps' if config.steps else f'{config.epochs} epochs'} per run, "
+        f"batch {config.batch_size}, {config.optimizer} (weight decay "
+        f"{config.weight_decay:g}), {config.scheduler} schedule"
+        + (f" with {config.warmup:.0%} warm-up" if config.warmup else "")
+        + f", on {prepared.device}.",
+        f"- Methods: {', '.join(methods)}; FNO spectral convolutions balanced: {config.spectral_conv}."
+        + "".join(
+            f" {name} = {base} with {options}." if options or base != name else ""
+            for name, (base, options) in ((m, config.method_spec(m)) for m in methods)
+        ),
+        "- Learning rate: "
+        + (
+            f"picked per fraction and method from the grid {', '.join(f'{lr:g}' for lr in config.lrs)} on the "
+            f"validation {metric} (mean over seeds {list(config.effective_tune_seeds())}); the test split is "
+            "never used for choices."
+            if len(config.lrs) > 1
+            else f"{config.lrs[0]:g} for every method (no grid)."
+        ),
+        f"- Seeds: {list(config.seeds)} (a seed fixes the training subset, the initialisation and the batch "
+        "order, the same for every method).",
+        "",
+        f"## Test {metric} (mean ± std over seeds, {better} is better)",
+        "",
+        mean_std_table(frame, metric, direction, methods),
+        "",
+        f"## Paired comparison with {reference_method(methods)}",
+        "",
+        f"gain: relative change of the mean test {metric}, positive = better than "
+        f"{reference_method(methods)}. 95% CI: bootstrap over seed pairs. p-values are two-sided; Holm "
+        "adjusts the t-test p-values for the number of rows.",
+        "",
+        comparison_table(comparisons, metric),
+    ]
+    for other in [m for m in metrics if m != metric]:
+        lines += ["", f"## Test {other} (mean ± std)", "", mean_std_table(frame, other, direction, methods)]
+    if not grid.empty:
+        lines += [
+            "",
+            f"## Learning-rate grid (validation {metric}, mean over tuning seeds; picked in bold)",
+            "",
+            grid_table(grid, metric, config.lrs),
+        ]
+    failed = frame[frame["status"] != "ok"] if not frame.empty else frame
+    if len(failed):
+        lines += ["", f"## Failed runs ({len(failed)})", ""]
+        lines += [
+            f"- {r.method} fraction={_fmt(r.fraction)} seed={r.seed} lr={r.lr:g}: {r.error}"
+            for r in failed.itertuples()
+        ]
+    notes = run_notes(list(records))
+    if notes:
+        lines += ["", "## Warnings logged during the runs", ""] + [f"- {note}" for note in notes]
+    if plot_paths:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in plot_paths]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
+    """Write results.csv/json, grid.csv, summary.md and the plots; fills the outcome's paths."""
+    config = prepared.config
+    metric, direction = prepared.metric, prepared.direction
+    frame = results_frame(outcome.records, outcome.picked_lrs, seeds=config.seeds)
+    comparisons = comparison_frame(frame, metric=metric, direction=direction, methods=list(config.methods))
+    grid = grid_frame(outcome.grid, metric)
+    folder.write_text("results.csv", frame.to_csv(index=False))
+    folder.write_text(
+        "results.json",
+        to_json(
+            {
+                "config": config.to_dict(),
+                "metric": metric,
+                "direction": direction,
+                "picked_lrs": [
+                    {"fraction": f, "method": m, "lr": lr} for (f, m), lr in outcome.picked_lrs.items()
+                ],
+                "comparisons": comparisons.to_dict("records"),
+                "runs": frame.to_dict("records"),
+            }
+        ),
+    )
+    if not grid.empty:
+        folder.write_text("grid.csv", grid.to_csv(index=False))
+    plot_paths: list[Path] = []
+    if plots:
+        from modelbalance.experiments.plots import write_plots
+
+        selected = [r for r, keep in zip(outcome.records, frame["selected"] if len(frame) else []) if keep]
+        plot_paths = write_plots(
+            folder.plots_dir,
+            frame=frame,
+            comparisons=comparisons,
+            grid=grid,
+            selected_records=selected,
+            metric=metric,
+            direction=direction,
+            methods=list(config.methods),
+        )
+    text = summary_markdown(prepared, frame, comparisons, grid, plot_paths, folder.path, outcome.records)
+    outcome.summary_path = folder.write_text("summary.md", text)
+    outcome.summary_markdown = text
+    outcome.plot_paths = plot_paths

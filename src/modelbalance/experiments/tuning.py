@@ -1,0 +1,79 @@
+"""Equal tuning budget: every method's learning rate is picked from the same grid on the validation split.
+
+For each (fraction, method) the runs of the tuning seeds at every grid learning rate are averaged on the task's
+primary *validation* metric; the best mean wins. A learning rate with a failed or non-finite tuning run is out (a
+diverging learning rate is a bad one, not a missing one). The test split is never looked at here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from modelbalance.experiments.stats import mean_std
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """The validation result of one (fraction, method, lr) over the tuning seeds."""
+
+    fraction: float
+    method: str
+    lr: float
+    n_ok: int
+    n_failed: int
+    val_mean: float
+    val_std: float
+    selected: bool = False
+
+    def as_row(self, metric: str) -> dict:
+        return {
+            "fraction": self.fraction,
+            "method": self.method,
+            "lr": self.lr,
+            "n_ok": self.n_ok,
+            "n_failed": self.n_failed,
+            f"val_{metric}_mean": self.val_mean,
+            f"val_{metric}_std": self.val_std,
+            "selected": self.selected,
+        }
+
+
+def pick_learning_rate(
+    records_by_lr: dict[float, list[dict]], *, metric: str, direction: str
+) -> tuple[float | None, dict[float, tuple[int, int, float, float]]]:
+    """Pick the learning rate with the best mean validation ``metric``.
+
+    Parameters
+    ----------
+    records_by_lr : dict
+        lr -> the run records of the tuning seeds (each with ``status`` and ``val_<metric>``).
+    metric, direction : str
+        The task's primary metric and ``"min"``/``"max"``.
+
+    Returns
+    -------
+    (lr or None, {lr: (n_ok, n_failed, mean, std)})
+        None when no learning rate had all its tuning runs succeed. Ties go to the earlier grid entry.
+
+    Examples
+    --------
+    >>> runs = {1e-3: [{"status": "ok", "val_nrmse": 0.2}], 3e-3: [{"status": "ok", "val_nrmse": 0.1}]}
+    >>> pick_learning_rate(runs, metric="nrmse", direction="min")[0]
+    0.003
+    """
+    key = f"val_{metric}"
+    stats: dict[float, tuple[int, int, float, float]] = {}
+    best_lr, best_score = None, math.inf
+    for lr, records in records_by_lr.items():
+        values = [r.get(key) for r in records if r.get("status") == "ok"]
+        values = [v for v in values if v is not None and math.isfinite(v)]
+        n_failed = len(records) - len(values)
+        mean, std, _ = mean_std(values)
+        stats[lr] = (len(values), n_failed, mean, std)
+        if n_failed or not values:
+            continue
+        score = mean if direction == "min" else -mean
+        if score < best_score:
+            best_lr, best_score = lr, score
+    return best_lr, stats

@@ -1,0 +1,239 @@
+"""``modelbalance experiment`` / ``demo`` through the CLI: a tiny sweep, resume, refusal, one-line errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelbalance.cli.main import main
+
+TINY = [
+    "experiment",
+    "--task",
+    "toy",
+    "--model",
+    "mlp",
+    "--fractions",
+    "0.5,1",
+    "--seeds",
+    "0,1",
+    "--methods",
+    "baseline,tb",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "8",
+    "--val-size",
+    "6",
+    "--no-progress",
+    "--no-plots",
+    "--task-param",
+    "n_samples=30",
+    "--task-param",
+    "n_test=8",
+    "--task-param",
+    "resolution=16",
+    "--model-param",
+    "width=16",
+    "--model-param",
+    "depth=2",
+]
+
+
+def run_cli(args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_tiny_sweep_in_process(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli([*TINY, "--out", out], capsys)
+    assert code == 0, stderr
+    assert "| fraction | n_train | baseline | tb |" in stdout and "Wilcoxon p" in stdout
+    assert f"summary: {out / 'summary.md'}" in stdout
+    frame = pd.read_csv(out / "results.csv")
+    assert len(frame) == 8 and set(frame["method"]) == {"baseline", "tb"}
+    assert {"task", "model", "fraction", "seed", "method", "nrmse"} <= set(frame.columns)
+    # the same command again reuses everything
+    code, stdout, _ = run_cli([*TINY, "--out", out], capsys)
+    assert code == 0 and "runs: 0 new, 8 reused, 0 failed" in stdout
+
+
+def test_resume_takes_the_saved_config_and_extends_it(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli([*TINY, "--out", out], capsys)[0] == 0
+    code, stdout, stderr = run_cli(
+        ["experiment", "--resume", "--out", out, "--seeds", "0-2", "--no-progress", "--no-plots"], capsys
+    )
+    assert code == 0, stderr
+    assert "runs: 4 new, 8 reused, 0 failed" in stdout
+
+
+def test_changed_config_is_refused_then_overwritten(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli([*TINY, "--out", out], capsys)[0] == 0
+    code, _, stderr = run_cli([*TINY, "--out", out, "--epochs", "3"], capsys)
+    assert code == 2
+    assert stderr.count("\n") == 1 and "different config: epochs (2 -> 3)" in stderr
+    code, stdout, _ = run_cli([*TINY, "--out", out, "--epochs", "3", "--overwrite"], capsys)
+    assert code == 0 and "runs: 8 new, 0 reused" in stdout
+
+
+def test_config_file_with_flag_overrides(tmp_path, capsys):
+    config = tmp_path / "sweep.toml"
+    config.write_text(
+        'task = "toy"\nmodel = "mlp"\nfractions = [1.0]\nseeds = [0]\nmethods = ["baseline"]\nepochs = 1\n'
+        "val_size = 4\n[task_params]\nn_samples = 20\nn_test = 4\nresolution = 16\n"
+    )
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(
+        ["experiment", "--config", config, "--seeds", "3,4", "--out", out, "--no-progress", "--no-plots"],
+        capsys,
+    )
+    assert code == 0, stderr
+    frame = pd.read_csv(out / "results.csv")
+    assert sorted(frame["seed"]) == [3, 4] and set(frame["n_train"]) == {16}
+
+
+def test_set_reaches_any_config_field(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(
+        [*TINY, "--out", out, "--set", "min_lr_ratio=0.5", "--set", "momentum=0.5"], capsys
+    )
+    assert code == 0, stderr
+    import json
+
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["min_lr_ratio"] == 0.5 and saved["momentum"] == 0.5
+    code, _, stderr = run_cli([*TINY, "--out", tmp_path / "o2", "--set", "min_lr=0.5"], capsys)
+    assert code == 2 and "did you mean 'min_lr_ratio'" in stderr
+
+
+def test_plugin_method_failure_is_recorded_and_exit_status_is_1(tmp_path, capsys):
+    plugin = tmp_path / "explode_plugin.py"
+    plugin.write_text(
+        "from modelbalance.experiments.methods import Method\n"
+        "from modelbalance.experiments.registry import METHODS\n\n"
+        "class Explode(Method):\n"
+        "    def attach(self, model, optimizer, context):\n"
+        "        if context.seed == 1:\n"
+        "            raise RuntimeError('exploded')\n"
+        "        return super().attach(model, optimizer, context)\n\n"
+        "if 'explode' not in METHODS:\n"
+        "    METHODS.register('explode')(Explode)\n"
+    )
+    out = tmp_path / "out"
+    args = [a if a != "baseline,tb" else "baseline,explode" for a in TINY]
+    code, stdout, stderr = run_cli([*args, "--plugin", plugin, "--out", out], capsys)
+    from modelbalance.experiments.registry import METHODS
+
+    METHODS.unregister("explode")
+    assert code == 1 and "2 run(s) failed" in stderr
+    frame = pd.read_csv(out / "results.csv")
+    assert (frame.loc[frame["status"] == "failed", "error"] == "RuntimeError: exploded").all()
+    assert (frame["status"] == "ok").sum() == 6
+
+
+def test_list_and_dry_run(tmp_path, capsys):
+    code, stdout, _ = run_cli(["experiment", "--list"], capsys)
+    assert code == 0
+    for name in ("burgers", "darcy", "advection", "fno", "unet", "baseline", "tb", "tb_shuffle", "llrd"):
+        assert f"  {name} " in stdout
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli([*TINY, "--out", out, "--dry-run"], capsys)
+    assert code == 0 and "8 runs" in stdout and not out.exists()
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--task", "nope"], "unknown task 'nope'"),
+        (["--model", "resnet"], "unknown model 'resnet'"),
+        (["--methods", "baseline,magic"], "unknown method 'magic'"),
+        (["--fractions", "0,0.5"], r"fraction 0.0 is outside \(0, 1\]"),
+        (["--fractions", "1.5"], r"fraction 1.5 is outside \(0, 1\]"),
+        (["--fractions", "half"], "fractions must be numbers"),
+        (["--config", "missing.toml"], "config file not found"),
+        (["--task-param", "novalue"], "expected KEY=VALUE"),
+        (["--method-param", "s_max=1"], "METHOD.KEY=VALUE"),
+        (["--resume", "--overwrite"], "contradict"),
+        (["--threads", "-1"], "--threads"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli([*TINY, "--out", out, *extra], capsys)
+    assert code == 2
+    assert stderr.startswith("error: ") and stderr.count("\n") == 1
+    import re
+
+    assert re.search(message, stderr), stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("make_file", "message"),
+    [
+        (lambda d: d / "absent.npz", "no such file"),
+        (lambda d: _npz(d / "xy.npz", x=np.zeros((8, 16)), y=np.zeros((8, 16))), "missing array 'inputs'"),
+        (lambda d: _npz(d / "n.npz", inputs=np.zeros((8, 16)), targets=np.zeros((6, 16))), "'targets' has 6"),
+    ],
+)
+def test_bad_data_file_is_a_one_line_error(tmp_path, capsys, make_file, message):
+    path = make_file(tmp_path)
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(
+        ["experiment", "--task", "burgers", "--model", "fno", "--data", path, "--out", out, "--no-progress"],
+        capsys,
+    )
+    assert code == 2 and stderr.count("\n") == 1 and message in stderr, stderr
+    assert not out.exists()
+
+
+def test_resume_without_a_saved_sweep(tmp_path, capsys):
+    code, _, stderr = run_cli(["experiment", "--resume", "--out", tmp_path / "empty"], capsys)
+    assert code == 2 and "holds no config.json" in stderr
+
+
+def test_demo_refuses_a_folder_with_other_results(tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "summary.md").write_text("mine")
+    code, _, stderr = run_cli(["demo", "--out", out], capsys)
+    assert code == 2 and "without a config.json" in stderr and (out / "summary.md").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_console_script_runs_a_sweep(tmp_path):
+    script = Path(sys.executable).parent / "modelbalance"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "modelbalance.cli.main"]
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [*command, *TINY, "--methods", "baseline,tb_frozen", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| fraction | n_train | baseline | tb_frozen |" in result.stdout
+    assert len(pd.read_csv(out / "results.csv")) == 8
+    bad = subprocess.run(
+        [*command, "experiment", "--task", "toy", "--fractions", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: fraction 2.0 is outside")

@@ -1,0 +1,121 @@
+"""ExperimentConfig: files, validation, identity hashes."""
+
+import pytest
+
+from modelbalance.experiments.config import ExperimentConfig, read_config_file
+
+TOML = """
+task = "toy"
+model = "mlp"
+fractions = [0.25, 1.0]
+seeds = [0, 1, 2]
+methods = ["baseline", "tb"]
+lrs = [1e-3, 3e-3]
+epochs = 4
+
+[task_params]
+n_samples = 32
+
+[method_options.tb_strong]
+base = "tb"
+s_max = 1.0
+"""
+
+YAML = """
+task: toy
+model: mlp
+fractions: [0.25, 1.0]
+seeds: [0, 1, 2]
+methods: [baseline, tb]
+lrs: [0.001, 0.003]
+epochs: 4
+task_params:
+  n_samples: 32
+method_options:
+  tb_strong:
+    base: tb
+    s_max: 1.0
+"""
+
+
+def test_toml_and_yaml_give_the_same_config(tmp_path):
+    (tmp_path / "c.toml").write_text(TOML)
+    (tmp_path / "c.yaml").write_text(YAML)
+    from_toml = ExperimentConfig.from_file(tmp_path / "c.toml")
+    from_yaml = ExperimentConfig.from_file(tmp_path / "c.yaml")
+    assert from_toml == from_yaml
+    assert from_toml.fractions == (0.25, 1.0) and from_toml.lrs == (1e-3, 3e-3)
+    assert from_toml.task_params == {"n_samples": 32}
+    assert from_toml.method_spec("tb_strong") == ("tb", {"s_max": 1.0})
+
+
+def test_experiment_table_is_accepted(tmp_path):
+    (tmp_path / "c.toml").write_text('[experiment]\ntask = "darcy"\n')
+    assert ExperimentConfig.from_file(tmp_path / "c.toml").task == "darcy"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('taks = "toy"', r"unknown config key\(s\): 'taks' \(did you mean 'task'\?\)"),
+        ("fractions = [0.0, 0.5]", r"fraction 0.0 is outside \(0, 1\]"),
+        ("fractions = [1.5]", r"fraction 1.5 is outside"),
+        ('optimizer = "lion"', "unknown optimizer 'lion'"),
+        ("seeds = [0, 0]", "seeds has duplicates"),
+        ("lrs = [-1e-3]", "must be positive"),
+        ("epochs = 0", "epochs must be a positive integer"),
+        ("seeds = [0.5]", "seeds must be integers"),
+        ("val_size = 1.5", "val_size"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, text, message):
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig.from_file(tmp_path / "c.toml")
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_config_file(tmp_path / "missing.toml")
+    (tmp_path / "c.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"\.toml, \.yaml or \.yml"):
+        read_config_file(tmp_path / "c.json")
+    (tmp_path / "bad.toml").write_text("task = ")
+    with pytest.raises(ValueError, match="invalid TOML"):
+        read_config_file(tmp_path / "bad.toml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="top level"):
+        read_config_file(tmp_path / "list.yaml")
+
+
+def test_comma_strings_and_replace():
+    config = ExperimentConfig(fractions="0.1, 0.5", seeds="3,4", methods="baseline,tb", lrs="1e-3")
+    assert config.fractions == (0.1, 0.5) and config.seeds == (3, 4) and config.methods == ("baseline", "tb")
+    changed = config.replace(epochs=7, data=None)
+    assert changed.epochs == 7 and changed.seeds == (3, 4) and config.epochs == 20
+
+
+def test_run_hash_ignores_sweep_axes_but_not_training_settings():
+    config = ExperimentConfig(task="toy", model="mlp")
+    same_runs = config.replace(
+        seeds=(5, 6), fractions=(0.5,), lrs=(1e-2, 1e-3), out="elsewhere", device="cpu"
+    )
+    assert config.run_hash("tb") == same_runs.run_hash("tb")
+    assert config.run_hash("tb") != config.replace(epochs=21).run_hash("tb")
+    assert config.run_hash("tb") != config.run_hash("baseline")
+    # options of one method change only that method's runs
+    tuned = config.replace(method_options={"tb": {"s_max": 1.0}})
+    assert tuned.run_hash("tb") != config.run_hash("tb")
+    assert tuned.run_hash("baseline") == config.run_hash("baseline")
+
+
+def test_differences_skip_presentation_fields():
+    config = ExperimentConfig()
+    assert config.differences(config.replace(out="x", device="cpu")) == []
+    assert config.differences(config.replace(epochs=3, seeds=(9,))) == ["seeds", "epochs"]
+
+
+def test_variant_chains_are_refused():
+    config = ExperimentConfig(method_options={"a": {"base": "tb"}, "b": {"base": "a"}})
+    with pytest.raises(ValueError, match="chain only one level"):
+        config.method_spec("b")
