@@ -141,3 +141,22 @@ def test_lora_model_balances_adapter_weights():
     block0 = next(g for g in groups if g["unit"] is not None and g["unit"].endswith("layer.0"))
     names = {id(p): n for n, p in model.named_parameters()}
     assert {names[id(p)].split(".")[-3] for p in block0["params"]} == {"lora_A", "lora_B"}
+
+
+def test_withheld_spectral_convs_keep_the_base_lr_under_block_units():
+    """spectral_conv=False (the paper's FNO setting): the complex spectral weights are not balanced at all, rather
+    than inheriting the factor their block gets from its linear / 1x1-conv layers."""
+    pytest.importorskip("neuralop")
+    from modelbalance.balance import TempBalanceConfig, param_groups
+    from modelbalance.experiments.models.fno import build_fno
+
+    model = build_fno(1, 1, 1, modes=8, width=16, n_layers=2)
+    spectral = {id(p) for n, p in model.named_parameters() if p.is_complex()}
+    assert spectral
+    for on in (False, True):
+        groups = param_groups(model, weight_decay=0.1, config=TempBalanceConfig(unit="block", spectral_conv=on))
+        units_of_spectral = {g["unit"] for g in groups for p in g["params"] if id(p) in spectral}
+        if on:
+            assert None not in units_of_spectral and len(units_of_spectral) == 2
+        else:
+            assert units_of_spectral == {None}

@@ -18,7 +18,8 @@ None (not balanced, factor 1):
 2. with ``unit="block"``: everything else inside the block (LayerNorms, biases of unmeasured modules);
 3. with ``unit="layer"``/``"type"`` and ``attach_norms``: a normalisation module follows the measured layer
    that precedes it under the same parent module (BatchNorm after its conv);
-4. everything else (embeddings, heads, excluded layers, norms outside blocks): None.
+4. everything else (embeddings, heads, excluded layers, spectral convolutions when ``spectral_conv=False``,
+   norms outside blocks): None.
 """
 
 from __future__ import annotations
@@ -124,16 +125,22 @@ def plan_units(
     """
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose from {UNITS}")
+    withheld: set[str] = set()
     if layers is None:
         from ..spectral import extract_layers
 
-        layers = extract_layers(model, lora=lora, spectral_conv=spectral_conv)
+        # Spectral convolutions are always listed: with spectral_conv=False they are withheld like excluded
+        # layers, so their weights keep the base learning rate instead of inheriting their block's factor
+        # (the paper's FNO setting balances only the linear / 1x1-conv layers).
+        layers = extract_layers(model, lora=lora, spectral_conv=True)
+        if not spectral_conv:
+            withheld = {layer.name for layer in layers if layer.kind == "spectral_conv"}
     exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
     index = BlockIndex(model, blocks)
     params = dict(model.named_parameters())
     canonical = _canonical_names(model)
 
-    excluded = {layer.name for layer in layers if any(re.search(p, layer.name) for p in exclude)}
+    excluded = {layer.name for layer in layers if any(re.search(p, layer.name) for p in exclude)} | withheld
     if exclude_first_last and layers:
         excluded |= {layers[0].name, layers[-1].name}
 
