@@ -229,3 +229,19 @@ def test_multihead_attention_parts_share_one_unit():
         ]
         is None
     )
+
+
+def test_root_level_stacks_stay_apart_and_single_modules_are_not_blocks():
+    """A UNet's encoders.N and decoders.N run at mirrored depths: pairing them by index would be wrong. A
+    Sequential holding one layer (Linear + activation) is not a stack of blocks."""
+    from modelbalance.balance import detect_blocks
+    from modelbalance.experiments.models.unet import UNet
+
+    blocks = detect_blocks(UNet(1, 1, 1, width=8, depth=2))
+    assert blocks["encoders.0"] == ["encoders.0"] and blocks["decoders.0"] == ["decoders.0"]
+    assert "0" not in blocks
+    lifted = nn.Sequential(
+        nn.Sequential(nn.Linear(4, 8), nn.GELU()), nn.ModuleList([nn.Linear(8, 8) for _ in range(3)])
+    )
+    blocks = detect_blocks(lifted)
+    assert "0.0" not in blocks and sorted(blocks) == ["1.0", "1.1", "1.2"]

@@ -49,6 +49,8 @@ def _is_composite(module: nn.Module) -> bool:
 
 
 def _repeats(members: list[nn.Module]) -> bool:
+    if len(members) < 2:  # one module is not a stack (e.g. Sequential(Linear, GELU))
+        return False
     if len({type(m) for m in members}) != 1:
         return False
     if all(_is_composite(m) for m in members):
@@ -118,7 +120,10 @@ class BlockIndex:
             for container, members in stacks.items():
                 by_indices[tuple(sorted(members))].append(container)
             for indices, containers in by_indices.items():
-                parallel = len(containers) >= 2 and parent is not None
+                # Equal-length stacks under one non-root module are one block per index (FNO's convs.N,
+                # fno_skips.N, channel_mlp.N under fno_blocks). At the model's root they are separate stages
+                # (a UNet's encoders.N and decoders.N run at mirrored depths), so they stay apart.
+                parallel = len(containers) >= 2 and bool(parent)
                 for container in containers:
                     for index in indices:
                         member = stacks[container][index]
