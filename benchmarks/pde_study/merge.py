@@ -1,0 +1,61 @@
+"""Merge sweep slices run elsewhere (e.g. on a GPU machine) into one results folder, and write its reports.
+
+    python benchmarks/pde_study/merge.py --config benchmarks/pde_study/darcy_fno.toml \
+        --out docs/results/darcy_fno SLICE_DIR [SLICE_DIR ...]
+
+Each slice is a results folder of the same study config restricted to some fractions and methods. Their run
+records (runs/*.json) are copied into --out; the reported seeds are cut to those that finished in every
+(fraction, method) cell, so that the paired comparisons stay paired; then the runner resumes the full config in
+--out, which trains nothing that is already there and writes results.csv, summary.md and the plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from modelbalance.experiments.config import ExperimentConfig, read_config_file
+from modelbalance.experiments.runner import run_experiment
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("slices", nargs="+")
+    args = ap.parse_args()
+    config = ExperimentConfig.from_dict(read_config_file(args.config))
+    out = Path(args.out)
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for folder in args.slices:
+        for path in sorted(Path(folder).glob("runs/*.json")):
+            record = json.loads(path.read_text())
+            if record.get("status") != "ok":
+                continue
+            records.append(record)
+            shutil.copy(path, runs_dir / path.name)
+    tune = set(config.tune_seeds or ())
+    complete = set(config.seeds)
+    for fraction in config.fractions:
+        for method in config.methods:
+            seeds = {
+                r["seed"]
+                for r in records
+                if r["method"] == method and abs(r["fraction"] - fraction) < 1e-12 and r["seed"] not in tune
+            }
+            complete &= seeds
+    seeds = tuple(s for s in config.seeds if s in complete)
+    print(f"{len(records)} finished runs; seeds complete in every cell: {list(seeds)}")
+    if not seeds:
+        raise SystemExit("no seed finished in every (fraction, method) cell")
+    merged = config.replace(out=str(out), seeds=seeds, device="cpu")
+    (out / "config.json").write_text(json.dumps(merged.to_dict(), indent=1))
+    run_experiment(merged, resume=True, progress=False)
+
+
+if __name__ == "__main__":
+    main()
