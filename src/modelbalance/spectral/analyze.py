@@ -249,10 +249,11 @@ def measure(
     # Accelerators, real weights, eigensolver on the host: the Gram matrix is formed on the device (cheap there),
     # copied to the host and decomposed by LAPACK, one matrix per CPU core. GPU symmetric eigensolvers are slow
     # for the few-hundred-wide matrices of typical layers, and this also keeps the GPU free for training.
+    on_cpu = set(cpu)
     host = [
         i
         for i, layer in enumerate(layers)
-        if i not in empty and i not in set(cpu) and _use_host(layer, eigensolver)
+        if i not in empty and i not in on_cpu and _use_host(layer, eigensolver)
     ]
     target = compute_dtype(torch.float32, dtype)
     host_makers = [lambda layer=layers[i]: gram(layer.matrices().to(target)).cpu().numpy() for i in host]
@@ -262,7 +263,7 @@ def measure(
 
     # Accelerators and complex weights: Gram matrices of equal size are stacked and decomposed in one call.
     batched: dict[tuple, list[int]] = defaultdict(list)
-    done = set(cpu) | set(empty) | set(host)
+    done = on_cpu | set(empty) | set(host)
     for i, layer in enumerate(layers):
         if i not in done:
             side = min(layer.matrix_shape)
