@@ -21,3 +21,13 @@ def _private_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MODELBALANCE_CACHE", str(tmp_path_factory.mktemp("modelbalance_cache")))
         yield
+
+
+TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+@pytest.fixture
+def tiny_bert_config():
+    """Factory for tiny BertConfigs built locally (no download); keyword arguments add or override fields."""
+    transformers = pytest.importorskip("transformers")
+    return lambda **fields: transformers.BertConfig(**{**TINY_BERT, **fields})

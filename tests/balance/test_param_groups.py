@@ -122,17 +122,10 @@ def test_custom_no_decay_rule():
     assert norm_group["name"] == "blocks.0" and norm_group["weight_decay"] == 0.1
 
 
-def test_lora_model_balances_adapter_weights():
+def test_lora_model_balances_adapter_weights(tiny_bert_config):
     peft = pytest.importorskip("peft")
     transformers = pytest.importorskip("transformers")
-    cfg = transformers.BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        vocab_size=100,
-        max_position_embeddings=64,
-    )
+    cfg = tiny_bert_config(vocab_size=100, max_position_embeddings=64)
     base = transformers.BertForSequenceClassification(cfg)
     model = peft.get_peft_model(base, peft.LoraConfig(r=4, target_modules=["query", "value"], lora_alpha=8))
     groups = param_groups(model)
@@ -154,7 +147,9 @@ def test_withheld_spectral_convs_keep_the_base_lr_under_block_units():
     spectral = {id(p) for n, p in model.named_parameters() if p.is_complex()}
     assert spectral
     for on in (False, True):
-        groups = param_groups(model, weight_decay=0.1, config=TempBalanceConfig(unit="block", spectral_conv=on))
+        groups = param_groups(
+            model, weight_decay=0.1, config=TempBalanceConfig(unit="block", spectral_conv=on)
+        )
         units_of_spectral = {g["unit"] for g in groups for p in g["params"] if id(p) in spectral}
         if on:
             assert None not in units_of_spectral and len(units_of_spectral) == 2

@@ -74,17 +74,9 @@ def test_end_to_end_factors_change_over_time_and_lrs_differ():
     assert tb.group_factors() == expected
 
 
-def test_tiny_bert_block_units_train():
+def test_tiny_bert_block_units_train(tiny_bert_config):
     transformers = pytest.importorskip("transformers")
-    cfg = transformers.BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        vocab_size=100,
-        max_position_embeddings=32,
-        num_labels=3,
-    )
+    cfg = tiny_bert_config(vocab_size=100, max_position_embeddings=32, num_labels=3)
     torch.manual_seed(0)
     model = transformers.BertForSequenceClassification(cfg)
     opt = torch.optim.AdamW(param_groups(model, weight_decay=0.01), lr=1e-3)

@@ -146,15 +146,8 @@ def transformers():
     return module
 
 
-def test_local_hugging_face_folder(capsys, tmp_path, transformers):
-    config = transformers.BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        vocab_size=64,
-        max_position_embeddings=32,
-    )
+def test_local_hugging_face_folder(capsys, tmp_path, transformers, tiny_bert_config):
+    config = tiny_bert_config(vocab_size=64, max_position_embeddings=32)
     torch.manual_seed(0)
     model = transformers.BertModel(config)
     model.save_pretrained(tmp_path / "bert")

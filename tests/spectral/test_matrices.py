@@ -243,15 +243,8 @@ def test_gpt2_conv1d_weights_are_read_transposed(transformers):
     assert "wte" not in layers and "wte" in by_name(extract_layers(model, embeddings=True))
 
 
-def test_bert_linears_in_module_order(transformers):
-    config = transformers.BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        vocab_size=64,
-        max_position_embeddings=32,
-    )
+def test_bert_linears_in_module_order(transformers, tiny_bert_config):
+    config = tiny_bert_config(vocab_size=64, max_position_embeddings=32)
     model = transformers.BertModel(config)
     layers = extract_layers(model)
     per_block = [
