@@ -374,3 +374,61 @@ def test_fno_spectral_convs_are_complex_per_mode_matrices():
     assert len(names) == len(set(names))
     without = [l for l in extract_layers(fno, spectral_conv=False)]
     assert [l.name for l in without] == [l.name for l in layers if l.kind != "spectral_conv"]
+
+
+# --- parametrized weights -------------------------------------------------------------------------------------
+
+
+def _legacy_weight_norm(module):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated in favour of parametrizations.weight_norm
+        return torch.nn.utils.weight_norm(module)
+
+
+PARAMETRIZATIONS = {
+    "weight_norm": (nn.utils.parametrizations.weight_norm, ("original0", "original1")),
+    "spectral_norm": (nn.utils.parametrizations.spectral_norm, ("original",)),
+    "legacy_weight_norm": (_legacy_weight_norm, ("weight_g", "weight_v")),
+}
+
+
+@pytest.mark.parametrize("kind", list(PARAMETRIZATIONS))
+@pytest.mark.parametrize(
+    "make", [lambda: nn.Linear(6, 5), lambda: nn.Conv1d(4, 3, 3)], ids=["linear", "conv1d"]
+)
+def test_parametrized_weight_is_read_as_computed_now_not_when_extracted(kind, make):
+    wrap, originals = PARAMETRIZATIONS[kind]
+    model = nn.Sequential(wrap(make()))
+    layer = extract_layers(model)[0]
+    assert [n.rsplit(".", 1)[-1] for n in layer.param_names] == list(originals)
+    with torch.no_grad():  # a training step's worth of change in the underlying parameters
+        for name, param in model.named_parameters():
+            if not name.endswith("bias"):
+                param.mul_(1.5).add_(0.3 * torch.randn_like(param))
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    mats = layer.matrices()
+    # reading does not advance state (spectral_norm's power iteration)
+    assert all(torch.equal(before[name], b) for name, b in model.named_buffers())
+    model.eval()
+    if kind == "legacy_weight_norm":  # the legacy hook recomputes the attribute on forward only
+        model(torch.zeros(1, 6) if isinstance(model[0], nn.Linear) else torch.zeros(1, 4, 5))
+    scale = 1.0 if isinstance(model[0], nn.Linear) else CONV_SCALE
+    expected = model[0].weight.detach()
+    expected = expected.unsqueeze(0) if expected.dim() == 2 else expected.permute(2, 0, 1)
+    torch.testing.assert_close(mats / scale, expected)
+    assert not mats.requires_grad
+
+
+def test_parametrized_layer_owns_its_original_parameters_for_balancing():
+    import modelbalance as mb
+
+    model = nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Linear(8, 8)), nn.ReLU(), nn.Linear(8, 8))
+    groups = mb.param_groups(model, unit="layer")
+    names = {id(p): n for n, p in model.named_parameters()}
+    first = next(g for g in groups if g["unit"] == "0")
+    assert {names[id(p)] for p in first["params"]} >= {
+        "0.parametrizations.weight.original0",
+        "0.parametrizations.weight.original1",
+    }

@@ -24,6 +24,10 @@ matrices):
   mode; the eigenvalues of W^H W of all modes are pooled into one ESD. Pooling treats every mode as a sample of the
   same layer's operator, the same choice as for conv kernel positions.
 - ``nn.Embedding`` only with ``embeddings=True``.
+- Parametrized weights (``torch.nn.utils.parametrizations.weight_norm`` / ``spectral_norm`` / ``orthogonal``, or
+  the legacy ``torch.nn.utils.weight_norm``) of the layers above are read as the weight the layer computes, anew
+  at every read, and the layer owns the underlying parameters (``original0``/``original1``, ``weight_g``/
+  ``weight_v``).
 
 Conv matrices are multiplied by ``conv_scale`` (default sqrt(1/2), the HT-SR literature's normalisation). That
 changes norms, not alpha. Matrices are returned as views of the parameters where possible: nothing here copies the
@@ -41,6 +45,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.weight_norm import WeightNorm
 
 CONV_SCALE = math.sqrt(0.5)
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -95,6 +101,46 @@ def _is_lora(module: nn.Module) -> bool:
 
 def _params_under(model_params: dict[int, str], tensors: Iterable[torch.Tensor]) -> tuple[str, ...]:
     return tuple(model_params[id(t)] for t in tensors if id(t) in model_params)
+
+
+def _weight_of(
+    module: nn.Module, names: dict[int, str]
+) -> tuple[torch.Tensor, Callable[[], torch.Tensor], tuple]:
+    """``(weight now, reader of the current weight, owned parameter names)`` of a layer's ``weight``.
+
+    A plain parameter is its own reader (a view, no copy). A parametrized weight is recomputed at every read:
+    capturing the tensor once would freeze the layer's spectrum at its value when the layers were extracted.
+    """
+    if parametrize.is_parametrized(module, "weight"):
+        chain = module.parametrizations["weight"]
+        originals = list(chain.parameters())
+
+        def read() -> torch.Tensor:
+            # eval mode: reading must not advance state (spectral_norm's power iteration runs in training mode)
+            modes = [m.training for m in chain.modules()]
+            chain.train(False)
+            try:
+                with torch.no_grad():
+                    return module.weight
+            finally:
+                for m, mode in zip(chain.modules(), modes):
+                    m.training = mode
+
+        return read(), read, _params_under(names, originals)
+    legacy = next(
+        (h for h in module._forward_pre_hooks.values() if isinstance(h, WeightNorm) and h.name == "weight"),
+        None,
+    )
+    if legacy is not None:
+
+        def read() -> torch.Tensor:
+            with torch.no_grad():
+                return legacy.compute_weight(module)
+
+        owned = [module.weight_g, module.weight_v]
+        return read(), read, _params_under(names, owned)
+    w = module.weight
+    return w, (lambda: w), _params_under(names, [w])
 
 
 def _conv_matrices(weight: torch.Tensor, groups: int, transposed: bool) -> torch.Tensor:
@@ -208,32 +254,36 @@ def _layers_of(name, module, names, lora, embeddings, spectral_conv, conv_scale,
     if _is_lora(module):
         return _lora_layer(name, module, names, lora, skip_prefixes)
     if isinstance(module, nn.Linear) or _is_hf_conv1d(module):
-        w = module.weight
-        if not isinstance(w, torch.Tensor) or w.dim() != 2:
+        if not isinstance(getattr(module, "weight", None), torch.Tensor):
+            return []
+        w, read, owned = _weight_of(module, names)
+        if w.dim() != 2:
             return []
         transposed = _is_hf_conv1d(module)
         shape = (w.shape[1], w.shape[0]) if transposed else tuple(w.shape)
         build = (
-            (lambda w=w: w.detach().t().unsqueeze(0)) if transposed else (lambda w=w: w.detach().unsqueeze(0))
+            (lambda: read().detach().t().unsqueeze(0))
+            if transposed
+            else (lambda: read().detach().unsqueeze(0))
         )
         kind = "hf_conv1d" if transposed else "linear"
-        return [LayerWeight(name, mtype, kind, _params_under(names, [w]), shape, 1, 1.0, build, w.device)]
+        return [LayerWeight(name, mtype, kind, owned, shape, 1, 1.0, build, w.device)]
     if isinstance(module, nn.MultiheadAttention):
         return _mha_layers(name, module, names)
     if isinstance(module, _CONV_TYPES + _CONV_T_TYPES):
-        w = module.weight
+        w, read, owned = _weight_of(module, names)
         transposed = isinstance(module, _CONV_T_TYPES)
         g = module.groups
         a, b = w.shape[:2]
         rows, cols = (b, a // g) if transposed else (a // g, b)
         count = g * int(math.prod(w.shape[2:]))
-        build = lambda w=w, g=g, t=transposed: _conv_matrices(w.detach(), g, t)  # noqa: E731
+        build = lambda g=g, t=transposed: _conv_matrices(read().detach(), g, t)  # noqa: E731
         return [
             LayerWeight(
                 name,
                 mtype,
                 "conv",
-                _params_under(names, [w]),
+                owned,
                 (rows, cols),
                 count,
                 conv_scale,
@@ -247,17 +297,17 @@ def _layers_of(name, module, names, lora, embeddings, spectral_conv, conv_scale,
         skip_prefixes.append(name + ".")
         return [_spectral_layer(name, module, names)]
     if isinstance(module, nn.Embedding) and embeddings:
-        w = module.weight
+        w, read, owned = _weight_of(module, names)
         return [
             LayerWeight(
                 name,
                 mtype,
                 "embedding",
-                _params_under(names, [w]),
+                owned,
                 tuple(w.shape),
                 1,
                 1.0,
-                lambda w=w: w.detach().unsqueeze(0),
+                lambda: read().detach().unsqueeze(0),
                 w.device,
             )
         ]
