@@ -169,6 +169,23 @@ def test_apply_delay_changes_when_factors_act():
     assert not all(torch.equal(a, b) for a, b in zip(params(model), immediate, strict=True))
 
 
+def test_grad_scaler_skipped_steps_do_not_advance_the_clock():
+    model, opt, sched, tb = setup(interval=2)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    for step in range(5):
+        x, y = batch(step)
+        loss = ((model(x) - y) ** 2).mean()
+        if step in (1, 2):  # an overflow: GradScaler skips optimizer.step()
+            loss = loss * float("inf")
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+    assert tb.step_count == 3
+    assert sorted(set(row["measured_step"] for row in tb.history)) == [0, 2]
+
+
 # ----------------------------------------------------------------------------------------------- schedules
 def test_epoch_mode_with_explicit_epoch_end():
     model, opt, sched, tb = setup(interval="epoch")

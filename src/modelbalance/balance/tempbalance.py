@@ -77,6 +77,10 @@ class TempBalance:
     unscaled values (what ``optimizer.state_dict()`` saves); ``remove()`` detaches the hooks, e.g. from a
     training callback.
 
+    Mixed precision: ``torch.amp.GradScaler`` skips ``optimizer.step()`` when gradients overflow, so the hooks
+    do not run and ``step_count`` (the recompute clock) counts applied updates only; a scheduler stepped every
+    iteration runs ahead of it by the number of skipped steps.
+
     Parameters
     ----------
     model : nn.Module
