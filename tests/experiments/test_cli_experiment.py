@@ -74,6 +74,28 @@ def test_resume_takes_the_saved_config_and_extends_it(tmp_path, capsys):
     assert "runs: 4 new, 8 reused, 0 failed" in stdout
 
 
+def test_reuse_takes_matching_runs_from_another_folder_and_copies_them(tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert run_cli([*TINY, "--out", first], capsys)[0] == 0
+    code, stdout, stderr = run_cli([*TINY, "--seeds", "0-2", "--out", second, "--reuse", first], capsys)
+    assert code == 0, stderr
+    assert "runs: 4 new, 8 reused, 0 failed" in stdout
+    frame_first, frame_second = pd.read_csv(first / "results.csv"), pd.read_csv(second / "results.csv")
+    shared = frame_second[frame_second["seed"] < 2].reset_index(drop=True)
+    pd.testing.assert_series_equal(shared["nrmse"], frame_first["nrmse"])
+    assert len(list((second / "runs").glob("*.json"))) == 12  # the folder stands on its own
+    # a run that trains differently is not taken: other epochs -> nothing matches
+    code, stdout, _ = run_cli([*TINY, "--epochs", "3", "--out", tmp_path / "third", "--reuse", first], capsys)
+    assert code == 0 and "runs: 8 new, 0 reused" in stdout
+
+
+def test_reuse_of_a_missing_folder_is_a_one_line_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, stderr = run_cli([*TINY, "--out", out, "--reuse", tmp_path / "nowhere"], capsys)
+    assert code == 2 and stderr.count("\n") == 1 and "--reuse" in stderr and "no results folder" in stderr
+    assert not out.exists()
+
+
 def test_changed_config_is_refused_then_overwritten(tmp_path, capsys):
     out = tmp_path / "out"
     assert run_cli([*TINY, "--out", out], capsys)[0] == 0

@@ -4,7 +4,8 @@ Examples::
 
     modelbalance experiment --task burgers --model fno --fractions 0.02,0.1,0.5 --seeds 0,1,2 \\
         --methods baseline,tb --lrs 1e-3,3e-3 --epochs 30 --out results/burgers
-    modelbalance experiment --config sweep.toml --seeds 0-9 --out results/burgers10
+    modelbalance experiment --config sweep.toml --seeds 0-9 --out results/burgers10 \
+        --reuse results/burgers                                   # train only the seeds not run there
     modelbalance experiment --resume --out results/burgers        # continue an interrupted sweep
     modelbalance demo                                             # FNO-1D on Burgers, a few minutes on CPU
 """
@@ -134,6 +135,14 @@ def _register_experiment(subparsers) -> None:
         action="store_true",
         help="continue the sweep in --out (its saved config is the default; extra seeds/fractions/methods ok)",
     )
+    add(
+        "--reuse",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="take finished runs with the same settings from another results folder instead of training them "
+        "again, e.g. to extend a study with more seeds in a new folder (repeatable)",
+    )
     add("--overwrite", action="store_true", help="replace the results already in --out")
     add("--retry-failed", action="store_true", help="run again the runs recorded as failed")
     add(
@@ -243,13 +252,14 @@ def _registry_listing() -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- handlers
-def _prepare_or_usage_error(config, *, resume: bool, overwrite: bool):
+def _prepare_or_usage_error(config, *, resume: bool, overwrite: bool, reuse=()):
     """Every check that can fail on the user's input, before anything is trained or written."""
-    from modelbalance.experiments.runner import prepare
+    from modelbalance.experiments.runner import prepare, reusable_runs
     from modelbalance.experiments.store import FolderConflict, ResultsFolder
 
     try:
         ResultsFolder(config.out).check(config, resume=resume, overwrite=overwrite)
+        reusable_runs(reuse)
         return prepare(config)
     except (*_USER_ERRORS, FolderConflict) as err:
         raise UsageError(str(err).replace("\n", " ")) from None
@@ -270,7 +280,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
     except _USER_ERRORS as err:
         raise UsageError(str(err).replace("\n", " ")) from None
     _set_threads(args.threads)
-    prepared = _prepare_or_usage_error(config, resume=args.resume, overwrite=args.overwrite)
+    prepared = _prepare_or_usage_error(config, resume=args.resume, overwrite=args.overwrite, reuse=args.reuse)
     if args.dry_run:
         _print_plan(prepared)
         return 0
@@ -284,6 +294,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     prepared = _prepare_or_usage_error(config, resume=args.resume, overwrite=args.overwrite)
     args.retry_failed = False
+    args.reuse = []
     return _sweep_and_print(prepared, args, plots=True)
 
 
@@ -311,6 +322,7 @@ def _sweep_and_print(prepared, args, *, plots: bool) -> int:
             progress=not args.no_progress,
             plots=plots,
             prepared=prepared,
+            reuse=args.reuse,
         )
     except KeyboardInterrupt:
         command = "modelbalance demo" if args.command == "demo" else "modelbalance experiment --resume"

@@ -19,7 +19,7 @@ import math
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -422,6 +422,7 @@ def run_experiment(
     plots: bool = True,
     log: Callable[[str], None] = print,
     prepared: PreparedExperiment | None = None,
+    reuse: Sequence[str | Path] = (),
 ) -> ExperimentOutcome:
     """Run (or resume) the sweep of ``config`` and write its results folder.
 
@@ -436,23 +437,55 @@ def run_experiment(
         Run again the runs recorded as failed (by default they are kept as failed).
     prepared : PreparedExperiment, optional
         The result of :func:`prepare` when the caller already validated the config.
+    reuse : sequence of paths
+        Other results folders whose finished runs are taken instead of training again, when their key (task,
+        model, fraction, seed, method, lr and every setting that changes training) equals a run of this sweep.
+        A reused record is copied into ``config.out``, so the folder stays complete on its own.
     """
     folder = ResultsFolder(config.out)
+    donors = reusable_runs(reuse)
     state = folder.check(config, resume=resume, overwrite=overwrite)
     prepared = prepared or prepare(config)
     folder.claim(config, overwrite=overwrite)
     try:
         return _sweep(
-            prepared, folder, state, retry_failed=retry_failed, progress=progress, plots=plots, log=log
+            prepared,
+            folder,
+            state,
+            retry_failed=retry_failed,
+            progress=progress,
+            plots=plots,
+            log=log,
+            donors=donors,
         )
     finally:
         folder.release()
 
 
+def reusable_runs(folders: Sequence[str | Path]) -> dict[str, dict]:
+    """The successful run records of other results folders, by key (``run_experiment(reuse=...)``).
+
+    Raises
+    ------
+    FolderConflict
+        A folder is missing or holds no run records (a mistyped path would otherwise silently retrain).
+    """
+    donors: dict[str, dict] = {}
+    for path in folders:
+        other = ResultsFolder(path)
+        if not other.runs_dir.is_dir():
+            raise FolderConflict(f"--reuse {path}: no results folder there (no runs/ directory)")
+        records = other.load_runs()
+        if not records:
+            raise FolderConflict(f"--reuse {path}: its runs/ directory holds no run records")
+        donors.update({key: r for key, r in records.items() if r.get("status") == "ok"})
+    return donors
+
+
 class _Sweep:
     """Bookkeeping of one sweep: stored records, the progress bar, run execution."""
 
-    def __init__(self, prepared, folder, *, retry_failed, progress, log):
+    def __init__(self, prepared, folder, *, retry_failed, progress, log, donors=None):
         from tqdm.auto import tqdm
 
         self.prepared = prepared
@@ -460,6 +493,7 @@ class _Sweep:
         self.retry_failed = retry_failed
         self.log = log
         self.stored = folder.load_runs()
+        self.donors = donors or {}  # finished runs of other folders (--reuse)
         self.n_new = 0
         self.reused: set[str] = set()
         self.bar = tqdm(
@@ -471,8 +505,10 @@ class _Sweep:
         return run_key(c.task, c.model, fraction, seed, method, lr, c.run_hash(method))
 
     def is_done(self, fraction, seed, method, lr) -> bool:
-        record = self.stored.get(self.key(fraction, seed, method, lr))
-        return record is not None and (record["status"] == "ok" or not self.retry_failed)
+        key = self.key(fraction, seed, method, lr)
+        record = self.stored.get(key)
+        ok_here = record is not None and (record["status"] == "ok" or not self.retry_failed)
+        return ok_here or key in self.donors
 
     def add_pending(self, runs) -> None:
         self.bar.total += sum(self.prepared.run_steps(fraction) + 1 for fraction, *_ in runs)
@@ -482,7 +518,11 @@ class _Sweep:
         key = self.key(fraction, seed, method, lr)
         if self.is_done(fraction, seed, method, lr):
             self.reused.add(key)
-            return self.stored[key]
+            record = self.stored.get(key)
+            if record is None or (record["status"] != "ok" and key in self.donors):
+                record = self.stored[key] = self.donors[key]  # copied in: the folder stays complete
+                self.folder.save_run(record)
+            return record
         self.bar.set_postfix_str(f"{method} f={fraction:g} seed={seed} lr={lr:g}", refresh=False)
         record = execute_run(
             self.prepared,
@@ -505,11 +545,11 @@ class _Sweep:
         return record
 
 
-def _sweep(prepared, folder, state, *, retry_failed, progress, plots, log) -> ExperimentOutcome:
+def _sweep(prepared, folder, state, *, retry_failed, progress, plots, log, donors=None) -> ExperimentOutcome:
     from modelbalance.experiments.report import write_reports
 
     config = prepared.config
-    sweep = _Sweep(prepared, folder, retry_failed=retry_failed, progress=progress, log=log)
+    sweep = _Sweep(prepared, folder, retry_failed=retry_failed, progress=progress, log=log, donors=donors)
     if state != "new" and sweep.stored:
         log(f"{folder.path}: continuing a sweep with {len(sweep.stored)} stored run(s)")
     tuning = len(config.lrs) > 1
