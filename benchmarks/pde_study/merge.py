@@ -3,9 +3,9 @@
     python benchmarks/pde_study/merge.py --config benchmarks/pde_study/darcy_fno.toml \
         --out docs/results/darcy_fno SLICE_DIR [SLICE_DIR ...]
 
-Each slice is a results folder of the same study config restricted to some fractions and methods. Their run
-records (runs/*.json) are copied into --out; the reported seeds are cut to those that finished in every
-(fraction, method) cell, so that the paired comparisons stay paired; then the runner resumes the full config in
+Each slice is a results folder of the same study config restricted to some fractions and methods. The run
+records (runs/*.json) of this study are copied into --out; the reported seeds are cut to those that finished in
+every (fraction, method) cell, so that the paired comparisons stay paired; then the runner resumes the full config in
 --out, which trains nothing that is already there and writes results.csv, summary.md and the plots.
 """
 
@@ -34,7 +34,7 @@ def main() -> None:
     for folder in args.slices:
         for path in sorted(Path(folder).glob("runs/*.json")):
             record = json.loads(path.read_text())
-            if record.get("status") != "ok":
+            if record.get("status") != "ok" or not _belongs(record, config):
                 continue
             records.append(record)
             shutil.copy(path, runs_dir / path.name)
@@ -55,6 +55,18 @@ def main() -> None:
     merged = config.replace(out=str(out), seeds=seeds, device="cpu")
     (out / "config.json").write_text(json.dumps(merged.to_dict(), indent=1))
     run_experiment(merged, resume=True, progress=False)
+
+
+def _belongs(record: dict, config: ExperimentConfig) -> bool:
+    """A run of this study (a slice folder may also hold runs of the studies it reused runs from)."""
+    return (
+        record["task"] == config.task
+        and record["model"] == config.model
+        and record["method"] in config.methods
+        and any(abs(record["fraction"] - f) < 1e-12 for f in config.fractions)
+        and record["lr"] in config.lrs
+        and record["run_hash"] == config.run_hash(record["method"])
+    )
 
 
 if __name__ == "__main__":

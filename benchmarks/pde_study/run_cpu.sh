@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# The PDE study on this 2-core machine: two sweep slices at a time (one torch thread each), then merge + report.
-# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]  -> docs/results/<study>/ (results.csv, summary.md, plots)
+# The whole PDE study on a 2-core machine: two studies at a time (one torch thread each), each in its own
+# resumable folder under WORKDIR; a study that extends another (more seeds, a wider grid, variants) takes the
+# runs it shares with it through --reuse instead of training them again. Then the reports: docs/results/<study>/.
+# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 8 h on 2 cores; rerun to continue)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/pde_study}
 S=benchmarks/pde_study
 mkdir -p "$W"
-slice() {  # study fractions methods name
-  modelbalance experiment --config "$S/$1.toml" --fractions "$2" --methods "$3" --out "$W/$1_$4" \
-    --no-plots --no-progress --threads 1 --resume > "$W/$1_$4.log" 2>&1 || echo "slice $1 $4 exited $?"
+study() {  # study [studies it extends ...]
+  local name=$1 reuse=()
+  shift
+  for other in "$@"; do reuse+=(--reuse "$W/$other"); done
+  modelbalance experiment --config "$S/$name.toml" --out "$W/$name" --resume "${reuse[@]}" \
+    --no-plots --no-progress --threads 1 > "$W/$name.log" 2>&1 || echo "study $name exited $?"
 }
-slice burgers_fno 0.0125,0.05,0.2 baseline,tb,tb_rel,tb_norm a &
-slice burgers_fno 0.0125,0.05,0.2 tb_type,tb_frozen,tb_shuffle,llrd b &
-wait
-slice darcy_fno 0.025,0.1 baseline,tb,tb_rel,tb_frozen,tb_shuffle a &
-slice burgers_unet 0.0125,0.05 baseline,tb,tb_rel,tb_frozen,tb_shuffle a &
-wait
-for s in burgers_fno darcy_fno burgers_unet; do
+study burgers_fno & study darcy_fno & wait
+study burgers_fno_10seeds burgers_fno & study darcy_fno_10seeds darcy_fno & wait
+study darcy_unet & study burgers_fno_explore burgers_fno_10seeds & wait
+study burgers_fno_wide burgers_fno_10seeds & study burgers_fno_long burgers_fno_10seeds & wait
+for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet \
+  burgers_fno_explore burgers_fno_wide burgers_fno_long; do
   rm -rf "docs/results/$s"
-  python benchmarks/pde_study/merge.py --config "$S/$s.toml" --out "docs/results/$s" "$W/$s"_* > "$W/merge_$s.log" 2>&1
+  python benchmarks/pde_study/merge.py --config "$S/$s.toml" --out "docs/results/$s" "$W/$s" > "$W/merge_$s.log" 2>&1
 done
