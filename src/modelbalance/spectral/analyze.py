@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .eigenvalues import BATCH_ELEMENTS, compute_dtype, gram, zero_roundoff
+from .eigenvalues import BATCH_ELEMENTS, compute_dtype, esd_batches, gram, zero_roundoff
 from .lapack import gram_eigenvalues
 from .matrices import CONV_SCALE, LayerWeight, extract_layers
 from .metrics import spectrum_metrics
@@ -128,9 +128,6 @@ def _fit_into(
         elif result.ok:
             spec.alpha, spec.alpha_stderr, spec.xmin = result.alpha, result.alpha_stderr, result.xmin
             spec.num_tail, spec.ks_distance = result.num_tail, result.ks_distance
-    if spec.status.startswith("rank-deficient") and dtype == torch.float32:
-        # A full-rank but very ill-conditioned matrix lands here too: say so rather than claim a rank.
-        spec.status += " (eigenvalues below float32 round-off count as 0; try dtype=torch.float64)"
     for key, value in spectrum_metrics(eigs, spec.alpha).items():
         setattr(spec, key, value)
     # A numeric xmin is in the units of these weights; the Gaussian null has other units, so no comparison.
@@ -138,6 +135,23 @@ def _fit_into(
         ref = null_alpha(spec.matrix_shape, spec.num_matrices, spec.kind == "spectral_conv", fit)
         spec.alpha_null = ref.mean
         spec.alpha_relative = spec.alpha - ref.mean
+
+
+def _refit_in_float64(layer, spec, fit, min_eigs, relative, keep) -> None:
+    """Full rank but ill-conditioned, or truly rank-deficient? The float32 Gram matrix cannot tell: its
+    round-off (~eps32 * n * lambda_max) zeroes the lower spectrum. float64 can, down to the noise of storing the
+    weights (singular values perturbed by ~eps_storage * sigma_max, so eigenvalues below ~eps_storage^2 * n *
+    lambda_max mean nothing). Weights stored in 16 bits are noisier than float32's Gram round-off: nothing to
+    gain, so they keep the float32 verdict."""
+    mats = layer.matrices()
+    storage = mats.real.dtype if mats.is_complex() else mats.dtype
+    if torch.finfo(storage).eps > torch.finfo(torch.float32).eps:
+        return
+    per_matrix = esd_batches(mats, dtype=torch.float64).double().cpu().numpy()
+    top = per_matrix.max(axis=-1, keepdims=True)
+    noise = torch.finfo(storage).eps ** 2 * 64 * max(layer.matrix_shape) * top
+    eigs = np.sort(np.where(per_matrix > noise, per_matrix, 0.0).reshape(-1))
+    _fit_into(spec, eigs, fit, min_eigs, relative, keep, torch.float64)
 
 
 def _use_host(layer: LayerWeight, eigensolver: str) -> bool:
@@ -174,7 +188,9 @@ def measure(
     fit : FitConfig
         How xmin is chosen (default: fixed at the median, xmin_pos=2).
     dtype : torch.float32 or torch.float64
-        Precision of the eigensolver (half precision weights are upcast).
+        Precision of the eigensolver (half precision weights are upcast). In float32, a layer whose fit lands on
+        eigenvalues below round-off (an ill-conditioned or rank-deficient matrix) is decomposed again in
+        float64, so the status it gets is float64's verdict.
     relative : bool
         Also report ``alpha_relative = alpha - alpha_null`` against same-shape Gaussian matrices (cached).
         Not defined (NaN) for a numeric ``fit.xmin``, which has the units of the weights being measured.
@@ -224,6 +240,8 @@ def measure(
             per_matrix = per_matrix.double().cpu().numpy()
         eigs = np.sort(per_matrix.reshape(-1).astype(np.float64))
         _fit_into(spec, eigs, fit, min_eigs, relative, keep_eigenvalues, dtype)
+        if dtype == torch.float32 and spec.status.startswith("rank-deficient"):
+            _refit_in_float64(layer, spec, fit, min_eigs, relative, keep_eigenvalues)
         if farms:
             _farms_into(spec, layer.matrices(), fit, dtype)
         bar.update()
