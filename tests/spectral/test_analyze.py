@@ -321,6 +321,17 @@ def test_farms_is_finite_and_reduces_the_aspect_ratio_bias():
     assert math.isnan(analyze(model)["square"].alpha_farms)  # only on request
 
 
+def test_farms_windows_are_decomposed_in_bounded_batches():
+    from modelbalance.spectral.reference import farms_eigenvalues
+
+    mats = gaussian(3, 40, 90).reshape(3, 40, 90)
+    whole = farms_eigenvalues(mats)
+    # 400 numbers per batch: one 20 x 20 window of the 3-matrix stack (1200) is over it, so one window at a time
+    np.testing.assert_array_equal(farms_eigenvalues(mats, batch_elements=400), whole)
+    np.testing.assert_array_equal(farms_eigenvalues(mats, batch_elements=5000), whole)
+    assert len(whole) == 3 * 20 * 3 * 8  # 3 matrices x 20 eigenvalues x (3 x 8 half-overlapping windows)
+
+
 def test_no_warnings_for_ordinary_models():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

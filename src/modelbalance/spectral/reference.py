@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .eigenvalues import esd
+from .eigenvalues import BATCH_ELEMENTS, esd
 from .powerlaw import FitConfig, fit_power_law
 
 _TARGET_EIGS = 2048  # eigenvalues sampled per reference (at least 3 matrices): ~1% standard error on the mean
@@ -142,9 +142,16 @@ def _thin(starts: list[int], count: int) -> list[int]:
 
 
 def farms_eigenvalues(
-    mats: torch.Tensor, dtype: torch.dtype = torch.float32, max_windows: int = 64
+    mats: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+    max_windows: int = 64,
+    batch_elements: int = BATCH_ELEMENTS,
 ) -> np.ndarray:
-    """Pooled eigenvalues of square submatrices (side min(n, m) // 2) of every matrix in a (b, n, m) stack."""
+    """Pooled eigenvalues of square submatrices (side min(n, m) // 2) of every matrix in a (b, n, m) stack.
+
+    The windows are copied and decomposed a few at a time, at most ``batch_elements`` numbers per batch (or one
+    window of the stack when that alone is larger), so memory stays bounded whatever the layer's size.
+    """
     n, m = mats.shape[-2:]
     side = max(2, min(n, m) // 2)
     rows, cols = _grid(n, side), _grid(m, side)
@@ -152,5 +159,10 @@ def farms_eigenvalues(
         shrink = math.sqrt(max_windows / (len(rows) * len(cols)))
         rows = _thin(rows, max(1, int(len(rows) * shrink)))
         cols = _thin(cols, max(1, max_windows // len(rows)))
-    blocks = [mats[:, r : r + side, c : c + side] for r in rows for c in cols]
-    return esd(torch.cat(blocks, dim=0), dtype=dtype)
+    windows = [(r, c) for r in rows for c in cols]
+    per_batch = max(1, batch_elements // max(1, mats.shape[0] * side * side))
+    parts = []
+    for lo in range(0, len(windows), per_batch):
+        blocks = [mats[:, r : r + side, c : c + side] for r, c in windows[lo : lo + per_batch]]
+        parts.append(esd(torch.cat(blocks, dim=0), dtype=dtype))
+    return np.sort(np.concatenate(parts))
