@@ -2,7 +2,7 @@
 # The whole PDE study on a 2-core machine: two studies at a time (one torch thread each), each in its own
 # resumable folder under WORKDIR; a study that extends another (more seeds, a wider grid, variants) takes the
 # runs it shares with it through --reuse instead of training them again. Then the reports: docs/results/<study>/.
-# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 8 h on 2 cores; rerun to continue)
+# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 7 h on 2 cores; rerun to continue)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/pde_study}
@@ -18,9 +18,12 @@ study() {  # study [studies it extends ...]
 study burgers_fno & study darcy_fno & wait
 study burgers_fno_10seeds burgers_fno & study darcy_fno_10seeds darcy_fno & wait
 study darcy_unet & study burgers_fno_explore burgers_fno_10seeds & wait
-study burgers_fno_wide burgers_fno_10seeds & study burgers_fno_long burgers_fno_10seeds & wait
-for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet \
-  burgers_fno_explore burgers_fno_wide burgers_fno_long; do
+study burgers_fno_fixed_lr burgers_fno_10seeds & study burgers_fno_fixed_lr_1e-2 burgers_fno_10seeds & wait
+study darcy_fno_fixed_lr darcy_fno_10seeds & study burgers_fno_wide & wait
+study burgers_fno_long
+for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet burgers_fno_explore \
+  burgers_fno_fixed_lr burgers_fno_fixed_lr_1e-2 darcy_fno_fixed_lr burgers_fno_wide burgers_fno_long; do
   rm -rf "docs/results/$s"
   python benchmarks/pde_study/merge.py --config "$S/$s.toml" --out "docs/results/$s" "$W/$s" > "$W/merge_$s.log" 2>&1
+  tar -czf "docs/results/$s/runs.tar.gz" -C "docs/results/$s" runs && rm -rf "docs/results/$s/runs"
 done
