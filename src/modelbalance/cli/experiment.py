@@ -254,12 +254,12 @@ def _registry_listing() -> str:
 # ---------------------------------------------------------------------------------------------------- handlers
 def _prepare_or_usage_error(config, *, resume: bool, overwrite: bool, reuse=()):
     """Every check that can fail on the user's input, before anything is trained or written."""
-    from modelbalance.experiments.runner import prepare, reusable_runs
+    from modelbalance.experiments.runner import check_reuse, prepare
     from modelbalance.experiments.store import FolderConflict, ResultsFolder
 
     try:
         ResultsFolder(config.out).check(config, resume=resume, overwrite=overwrite)
-        reusable_runs(reuse)
+        check_reuse(reuse)
         return prepare(config)
     except (*_USER_ERRORS, FolderConflict) as err:
         raise UsageError(str(err).replace("\n", " ")) from None

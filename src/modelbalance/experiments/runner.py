@@ -462,23 +462,30 @@ def run_experiment(
         folder.release()
 
 
-def reusable_runs(folders: Sequence[str | Path]) -> dict[str, dict]:
-    """The successful run records of other results folders, by key (``run_experiment(reuse=...)``).
+def check_reuse(folders: Sequence[str | Path]) -> list[ResultsFolder]:
+    """The results folders to reuse runs from, checked without reading them.
 
     Raises
     ------
     FolderConflict
         A folder is missing or holds no run records (a mistyped path would otherwise silently retrain).
     """
-    donors: dict[str, dict] = {}
+    out = []
     for path in folders:
         other = ResultsFolder(path)
         if not other.runs_dir.is_dir():
             raise FolderConflict(f"--reuse {path}: no results folder there (no runs/ directory)")
-        records = other.load_runs()
-        if not records:
+        if next(other.runs_dir.glob("*.json"), None) is None:
             raise FolderConflict(f"--reuse {path}: its runs/ directory holds no run records")
-        donors.update({key: r for key, r in records.items() if r.get("status") == "ok"})
+        out.append(other)
+    return out
+
+
+def reusable_runs(folders: Sequence[str | Path]) -> dict[str, dict]:
+    """The successful run records of other results folders, by key (``run_experiment(reuse=...)``)."""
+    donors: dict[str, dict] = {}
+    for other in check_reuse(folders):
+        donors.update({key: r for key, r in other.load_runs().items() if r.get("status") == "ok"})
     return donors
 
 
