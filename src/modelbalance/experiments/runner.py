@@ -2,7 +2,7 @@
 
 The core knows tasks, models and methods only through the registries, so plug-ins never touch it::
 
-    from modelbalance.experiments.config import ExperimentConfig
+    from modelbalance.experiments.config import TRAINING_GRID_PARAMS, ExperimentConfig
     from modelbalance.experiments.runner import run_experiment
 
     outcome = run_experiment(ExperimentConfig(task="toy", model="mlp", fractions=(0.25, 1.0), seeds=(0, 1),
@@ -29,8 +29,9 @@ import torch
 from torch.utils.data import Dataset, Subset, default_collate
 
 from modelbalance import __version__
-from modelbalance.experiments.config import ExperimentConfig
+from modelbalance.experiments.config import TRAINING_GRID_PARAMS, ExperimentConfig
 from modelbalance.experiments.methods import Method, RunContext, forward_order
+from modelbalance.experiments.plan import RunSpec, point_label
 from modelbalance.experiments.registry import METHODS, MODELS, TASKS
 from modelbalance.experiments.store import FolderConflict, ResultsFolder, run_key
 from modelbalance.experiments.tasks import Task, TaskData
@@ -44,6 +45,8 @@ from modelbalance.experiments.training import (
     train,
 )
 from modelbalance.experiments.tuning import GridPoint, pick_learning_rate
+
+GridKey = tuple  # a normalised grid point: (("lr", 1e-3), ("batch_size", 16), ...)
 
 __all__ = [
     "ExperimentOutcome",
@@ -81,6 +84,36 @@ class PreparedExperiment:
     methods: dict[str, tuple[str, dict[str, Any]]]  # sweep name -> (registered base, options)
     n_params: int = 0
     notes: list[str] = field(default_factory=list)
+    pool_labels: np.ndarray | None = None  # class labels of train_pool (classification tasks)
+    data_hash: str | None = None  # sha256 of the user's data file, if any
+    _cell_sizes: dict[float, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        config, n_pool = self.config, len(self.train_pool)
+        if config.subset_axis == "fractions":
+            self._cell_sizes = {f: max(1, int(round(f * n_pool))) for f in config.fractions}
+            return
+        if config.subset_axis == "shots":
+            if self.pool_labels is None:
+                raise ValueError(f"--shots needs a classification task; {config.task!r} has no class labels")
+            from modelbalance.experiments.subsets import check_shots
+
+            n_classes = len(np.unique(self.pool_labels))
+            sizes = {}
+            for k in config.shots:
+                check_shots(self.pool_labels, k, self.data.spec.get("label_names"))
+                sizes[k] = k * n_classes
+        else:
+            sizes = {n: n for n in config.sizes}
+        for value, n in sizes.items():
+            if n > n_pool:
+                raise ValueError(
+                    f"{config.subset_axis} {value} needs {n} training examples; the training pool holds {n_pool} "
+                    "(after the validation split)"
+                )
+        # the cell key is the share of the pool, so tables, plots and run keys work alike for every axis
+        self._cell_sizes = {n / n_pool: n for n in sizes.values()}
+        self._shots = {n / n_pool: k for k, n in sizes.items()} if config.subset_axis == "shots" else {}
 
     @property
     def metric(self) -> str:
@@ -90,50 +123,96 @@ class PreparedExperiment:
     def direction(self) -> str:
         return self.task.direction
 
+    @property
+    def cells(self) -> list[float]:
+        """The sweep's training-subset keys (the ``fraction`` column), smallest first as configured."""
+        return list(self._cell_sizes)
+
     def n_train(self, fraction: float) -> int:
-        """Training-set size for ``fraction`` of the pool (at least one sample)."""
+        """Training-set size of the cell ``fraction``."""
+        if fraction in self._cell_sizes:
+            return self._cell_sizes[fraction]
         return max(1, int(round(fraction * len(self.train_pool))))
 
-    def subset_indices(self, fraction: float, seed: int) -> list[int]:
-        """The seeded training subset: the first n_train of a seed's permutation of the pool.
+    def shots_of(self, fraction: float) -> int | None:
+        """Examples per class of a k-shot cell, else None."""
+        return getattr(self, "_shots", {}).get(fraction)
 
-        Subsets are nested across fractions for one seed, and the same for every method and learning rate.
+    def subset_indices(self, fraction: float, seed: int) -> list[int]:
+        """The seeded training subset of a cell: a prefix of one seeded ordering of the pool.
+
+        Subsets are nested across cells for one seed and the same for every method and grid point. Labelled
+        pools are stratified by class (k-shot cells take k of each class).
         """
+        n = self.n_train(fraction)
+        if self.pool_labels is not None:
+            from modelbalance.experiments.subsets import kshot_subset, stratified_subset
+
+            shots = self.shots_of(fraction)
+            if shots is not None:
+                return kshot_subset(self.pool_labels, shots, seed).tolist()
+            return stratified_subset(self.pool_labels, n, seed).tolist()
         from modelbalance.experiments.pde.datasets import subsample_indices
 
-        return subsample_indices(len(self.train_pool), fraction, seed=seed).tolist()
+        return subsample_indices(len(self.train_pool), n / len(self.train_pool), seed=seed).tolist()
 
-    def settings(self, lr: float) -> TrainSettings:
+    def settings(self, point: GridKey | float) -> TrainSettings:
+        """The TrainSettings of a grid point (an lr alone means the config's other settings)."""
         c = self.config
+        values = dict(point) if isinstance(point, tuple) else {"lr": float(point)}
+        training = {k: v for k, v in values.items() if k in TRAINING_GRID_PARAMS}
         return TrainSettings(
-            epochs=c.epochs,
-            batch_size=c.batch_size,
-            lr=lr,
+            epochs=training.get("epochs", c.epochs),
+            batch_size=training.get("batch_size", c.batch_size),
+            lr=training["lr"],
             optimizer=c.optimizer,
             momentum=c.momentum,
-            weight_decay=c.weight_decay,
+            weight_decay=training.get("weight_decay", c.weight_decay),
             scheduler=c.scheduler,
-            warmup=c.warmup,
+            warmup=training.get("warmup", c.warmup),
             min_lr_ratio=c.min_lr_ratio,
             step_epochs=c.step_epochs,
             step_gamma=c.step_gamma,
             grad_clip=c.grad_clip,
             eval_batch_size=c.eval_batch_size,
-            steps=c.steps,
+            steps=training.get("steps", c.steps),
         )
 
     def build_model(self, seed: int) -> torch.nn.Module:
         seed_everything(seed)
         model = MODELS.get(self.config.model)(dict(self.data.spec), **self.config.model_params)
+        if self.config.finetune == "lora":
+            from modelbalance.experiments.models.lora import apply_lora
+
+            model = apply_lora(model, self.config.lora)
         return model.to(self.device)
 
-    def build_method(self, method: str) -> Method:
+    def build_method(self, method: str, point: GridKey = ()) -> Method:
         base, options = self.methods[method]
-        return METHODS.get(base)(**options)
+        method_options = {k: v for k, v in dict(point).items() if k not in TRAINING_GRID_PARAMS}
+        return METHODS.get(base)(**{**options, **method_options})
 
-    def run_steps(self, fraction: float) -> int:
+    def run_steps(self, fraction: float, point: GridKey | float = 1.0) -> int:
         """Optimizer steps of one run at ``fraction`` (the progress bar's unit)."""
-        return self.settings(1.0).total_steps(self.n_train(fraction))
+        return self.settings(point if isinstance(point, tuple) else float(point)).total_steps(
+            self.n_train(fraction)
+        )
+
+    def run_hash(self, method: str, point: GridKey = ()) -> str:
+        extra = {k: v for k, v in dict(point).items() if k != "lr"}
+        return self.config.run_hash(method, extra)
+
+    def key(self, spec: RunSpec) -> str:
+        c = self.config
+        return run_key(
+            c.task,
+            c.model,
+            spec.fraction,
+            spec.seed,
+            spec.method,
+            spec.lr,
+            self.run_hash(spec.method, spec.params),
+        )
 
 
 def _call_factory(kind: str, name: str, factory: Callable, *args, **kwargs):
@@ -152,31 +231,49 @@ def prepare(config: ExperimentConfig) -> PreparedExperiment:
     model_factory = MODELS.get(config.model)
     methods = {name: config.method_spec(name) for name in config.methods}
     for name, (base, options) in methods.items():
-        _call_factory("method", name, METHODS.get(base), **options)  # validates the options
+        for point in config.grid_points(name):  # validates the options, grid values included
+            extra = {k: v for k, v in point if k not in TRAINING_GRID_PARAMS}
+            _call_factory("method", name, METHODS.get(base), **{**options, **extra})
     device = resolve_device(config.device)
 
     task = _call_factory(
         "task", config.task, task_factory, data=config.data, seed=config.data_seed, **config.task_params
     )
     data = task.load()
+    encode = getattr(task, "encode", None)
+    if encode is not None:  # inputs that need the model's own preprocessing (text: its tokenizer)
+        tokenizer = getattr(model_factory, "tokenizer", None)
+        if tokenizer is None:
+            raise ValueError(
+                f"task {config.task!r} needs a model with a tokenizer; model {config.model!r} has none "
+                f"(text models: {', '.join(n for n in MODELS.names() if getattr(MODELS.get(n), 'tokenizer', None))})"
+            )
+        data = encode(data, tokenizer(**config.model_params))
     val, train_pool = data.val, data.train_pool
+    labels = None if data.labels is None else np.asarray(data.labels)
     if val is None:
-        val, train_pool = split_validation(data.train_pool, config.val_size, config.data_seed)
+        val, train_pool, labels = split_validation(data.train_pool, config.val_size, config.data_seed, labels)
     if len(train_pool) < 1 or len(val) < 1 or len(data.test) < 1:
         raise ValueError(
             f"task {config.task!r}: need non-empty train pool, validation and test sets, got "
             f"{len(train_pool)}/{len(val)}/{len(data.test)} samples"
         )
     prepared = PreparedExperiment(
-        config=config, task=task, data=data, train_pool=train_pool, val=val, device=device, methods=methods
+        config=config,
+        task=task,
+        data=data,
+        train_pool=train_pool,
+        val=val,
+        device=device,
+        methods=methods,
+        pool_labels=labels,
+        data_hash=file_digest(task.data_path) if task.data_path else None,
     )
-    model = _call_factory("model", config.model, model_factory, dict(data.spec), **config.model_params).to(
-        device
-    )
+    model = _call_factory("model", config.model, prepared.build_model, config.seeds[0])
     prepared.n_params = sum(p.numel() for p in model.parameters())
     for name in config.methods:
         check_method(prepared, name, model)
-    for fraction in config.fractions:
+    for fraction in prepared.cells:
         if prepared.n_train(fraction) < 2:
             prepared.notes.append(
                 f"fraction {fraction:g} gives {prepared.n_train(fraction)} training sample(s)"
@@ -184,38 +281,52 @@ def prepare(config: ExperimentConfig) -> PreparedExperiment:
     return prepared
 
 
+def file_digest(path: str) -> str:
+    """sha256 of a file's bytes (the first 16 hex digits), recorded with runs on a user's data file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
 def check_method(prepared: PreparedExperiment, method: str, model: torch.nn.Module) -> None:
     """Attach ``method`` to ``model`` with a throw-away optimizer and detach it: structural problems (no blocks
     to balance, ...) surface as a ValueError before any training."""
     config = prepared.config
-    context = _run_context(prepared, fraction=min(config.fractions), seed=config.seeds[0], lr=config.lrs[0])
+    point = config.grid_points(method)[0]
+    context = _run_context(prepared, fraction=min(prepared.cells), seed=config.seeds[0], point=point)
     try:
-        method_obj = prepared.build_method(method)
-        optimizer = torch.optim.SGD(method_obj.param_groups(model, context), lr=config.lrs[0])
+        method_obj = prepared.build_method(method, point)
+        optimizer = torch.optim.SGD(method_obj.param_groups(model, context), lr=context.lr)
         method_obj.attach(model, optimizer, context).remove()
     except (ValueError, TypeError) as err:
         raise ValueError(f"method {method!r} cannot train model {config.model!r}: {err}") from None
 
 
-def _run_context(prepared: PreparedExperiment, *, fraction: float, seed: int, lr: float) -> RunContext:
+def _run_context(prepared: PreparedExperiment, *, fraction: float, seed: int, point: GridKey) -> RunContext:
     config = prepared.config
-    settings, n_train = prepared.settings(lr), prepared.n_train(fraction)
+    settings, n_train = prepared.settings(point), prepared.n_train(fraction)
     return RunContext(
         seed=seed,
-        lr=lr,
-        weight_decay=config.weight_decay,
+        lr=settings.lr,
+        weight_decay=settings.weight_decay,
         epochs=settings.num_epochs(n_train),
         steps_per_epoch=settings.steps_per_epoch(n_train),
         total_steps=settings.total_steps(n_train),
         spectral_conv=config.spectral_conv,
         probe=lambda model: _probe(prepared, model),
+        preset=prepared.task.tempbalance_preset,
     )
 
 
 @torch.no_grad()
 def _probe(prepared: PreparedExperiment, model: torch.nn.Module) -> None:
     """Run ``model`` on two validation samples in eval mode (no statistics or weights change)."""
-    batch = default_collate([prepared.val[i] for i in range(min(2, len(prepared.val)))])
+    collate = prepared.task.collate or default_collate
+    batch = collate([prepared.val[i] for i in range(min(2, len(prepared.val)))])
     inputs, _ = prepared.task.split_batch(to_device(batch, prepared.device))
     was_training = model.training
     model.eval()
@@ -225,52 +336,37 @@ def _probe(prepared: PreparedExperiment, model: torch.nn.Module) -> None:
         model.train(was_training)
 
 
-def split_validation(pool: Dataset, val_size: float, seed: int) -> tuple[Subset, Subset]:
-    """Carve a seeded validation split off ``pool``: (validation, remaining training pool)."""
+def split_validation(pool: Dataset, val_size: float, seed: int, labels: np.ndarray | None = None):
+    """Carve a seeded validation split off ``pool``: (validation, remaining training pool, its labels).
+
+    A labelled pool is split stratified by class; the labels returned are those of the remaining pool.
+    """
     n = len(pool)
     n_val = int(round(val_size * n)) if val_size < 1 else int(val_size)
     n_val = max(1, n_val)
     if n_val >= n:
         raise ValueError(f"val_size {val_size} leaves no training data in a pool of {n} samples")
+    if labels is not None:
+        from modelbalance.experiments.subsets import stratified_split
+
+        held, rest = stratified_split(labels, n_val, seed + 0x7A1)
+        return Subset(pool, held.tolist()), Subset(pool, rest.tolist()), labels[rest]
     order = np.random.default_rng(np.random.SeedSequence([seed, 0x7A1])).permutation(n)
-    return Subset(pool, sorted(order[:n_val].tolist())), Subset(pool, sorted(order[n_val:].tolist()))
+    return Subset(pool, sorted(order[:n_val].tolist())), Subset(pool, sorted(order[n_val:].tolist())), None
 
 
 # ---------------------------------------------------------------------------------------------------- one run
 def execute_run(
     prepared: PreparedExperiment,
+    spec: RunSpec,
     *,
-    fraction: float,
-    seed: int,
-    method: str,
-    lr: float,
     on_step: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one run; returns its record. Any exception but an interrupt makes a failed record."""
-    config = prepared.config
-    run_hash = config.run_hash(method)
-    n_train = prepared.n_train(fraction)
-    record: dict[str, Any] = {
-        "key": run_key(config.task, config.model, fraction, seed, method, lr, run_hash),
-        "task": config.task,
-        "model": config.model,
-        "fraction": fraction,
-        "n_train": n_train,
-        "seed": seed,
-        "method": method,
-        "lr": lr,
-        "status": "failed",
-        "error": "",
-        "run_hash": run_hash,
-        "device": str(prepared.device),
-        "started_at": _now(),
-        "modelbalance_version": __version__,
-    }
+    record = base_record(prepared, spec)
     start = time.perf_counter()
     with _captured_warnings() as notes:
-        _train_and_evaluate(
-            prepared, record, fraction=fraction, seed=seed, method=method, lr=lr, on_step=on_step
-        )
+        _train_and_evaluate(prepared, record, spec, on_step=on_step)
     if notes:
         record["warnings"] = notes
     record.setdefault("train_time_s", time.perf_counter() - start)
@@ -279,18 +375,57 @@ def execute_run(
     return record
 
 
-def _train_and_evaluate(prepared, record, *, fraction, seed, method, lr, on_step) -> None:
+def base_record(prepared: PreparedExperiment, spec: RunSpec) -> dict[str, Any]:
+    """The identity fields of a run's record, marked failed until the run finishes (executors use this for
+    runs whose worker died)."""
+    config = prepared.config
+    record: dict[str, Any] = {
+        "key": prepared.key(spec),
+        "task": prepared.task.label,
+        "model": config.model,
+        "fraction": spec.fraction,
+        "n_train": prepared.n_train(spec.fraction),
+        "seed": spec.seed,
+        "method": spec.method,
+        "lr": spec.lr,
+        "point": spec.point_label(),
+        "params": [list(item) for item in spec.params],
+        "status": "failed",
+        "error": "",
+        "run_hash": prepared.run_hash(spec.method, spec.params),
+        "device": str(prepared.device),
+        "started_at": _now(),
+        "modelbalance_version": __version__,
+    }
+    shots = prepared.shots_of(spec.fraction)
+    if shots is not None:
+        record["shots"] = shots
+    if config.finetune != "full":
+        record["finetune"] = config.finetune
+    if prepared.task.data_path:
+        record["data_file"] = str(prepared.task.data_path)
+        record["data_sha256"] = prepared.data_hash
+    return record
+
+
+def _train_and_evaluate(prepared, record, spec: RunSpec, *, on_step) -> None:
     """Fill ``record`` with one run's results; an exception other than an interrupt marks it failed."""
     config = prepared.config
+    fraction, seed = spec.fraction, spec.seed
     n_train = prepared.n_train(fraction)
     try:
         model = prepared.build_model(seed)
         train_set = Subset(prepared.train_pool, prepared.subset_indices(fraction, seed))
-        settings = prepared.settings(lr)
-        context = _run_context(prepared, fraction=fraction, seed=seed, lr=lr)
-        method_obj = prepared.build_method(method)
+        settings = prepared.settings(spec.params)
+        context = _run_context(prepared, fraction=fraction, seed=seed, point=spec.params)
+        method_obj = prepared.build_method(spec.method, spec.params)
         optimizer = make_optimizer(method_obj.param_groups(model, context), settings)
         scheduler = make_scheduler(optimizer, settings, n_train)
+        if config.analyze_layers and prepared.task.tempbalance_preset is not None:
+            try:  # pretrained models: the spectra fine-tuning starts from (for before/after comparisons)
+                record["layers_before"] = layer_alphas(model, context.probe)
+            except Exception as err:
+                record["layers_error"] = f"{type(err).__name__}: {err}"
         attachment = method_obj.attach(model, optimizer, context)
         try:
             result = train(
@@ -325,6 +460,7 @@ def _train_and_evaluate(prepared, record, *, fraction, seed, method, lr, on_step
             final_train_loss=result.epoch_losses[-1] if result.epoch_losses else math.nan,
             epoch_losses=result.epoch_losses,
             n_params=sum(p.numel() for p in model.parameters()),
+            n_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
         )
         if config.analyze_layers:
             try:  # a diagnostic: its failure must not discard the run's metrics
@@ -398,11 +534,15 @@ def _now() -> str:
 # ---------------------------------------------------------------------------------------------------- the sweep
 @dataclass
 class ExperimentOutcome:
-    """What a finished sweep produced (paths and counts; the records for programmatic use)."""
+    """What a finished sweep produced (paths and counts; the records for programmatic use).
+
+    ``picked`` maps (fraction, method) to the chosen grid point (a tuple of (name, value) pairs, ``lr`` first)
+    or None; ``picked_lrs`` is the same with the learning rate alone.
+    """
 
     out: Path
     records: list[dict[str, Any]]
-    picked_lrs: dict[tuple[float, str], float | None]
+    picked: dict[tuple[float, str], GridKey | None]
     grid: list[GridPoint]
     n_new: int
     n_reused: int
@@ -410,6 +550,10 @@ class ExperimentOutcome:
     summary_path: Path | None = None
     summary_markdown: str = ""
     plot_paths: list[Path] = field(default_factory=list)
+
+    @property
+    def picked_lrs(self) -> dict[tuple[float, str], float | None]:
+        return {cell: (None if point is None else dict(point)["lr"]) for cell, point in self.picked.items()}
 
 
 def run_experiment(
@@ -423,14 +567,15 @@ def run_experiment(
     log: Callable[[str], None] = print,
     prepared: PreparedExperiment | None = None,
     reuse: Sequence[str | Path] = (),
+    executor=None,
 ) -> ExperimentOutcome:
     """Run (or resume) the sweep of ``config`` and write its results folder.
 
     Parameters
     ----------
     resume : bool
-        Allow continuing a folder whose sweep differs in its axes (fractions, seeds, methods, lrs, method
-        options) but not in how runs train. A folder with exactly this config is always continued.
+        Allow continuing a folder whose sweep differs in its axes (fractions, seeds, methods, lrs, grids,
+        method options) but not in how runs train. A folder with exactly this config is always continued.
     overwrite : bool
         Replace the results in ``config.out``.
     retry_failed : bool
@@ -441,6 +586,9 @@ def run_experiment(
         Other results folders whose finished runs are taken instead of training again, when their key (task,
         model, fraction, seed, method, lr and every setting that changes training) equals a run of this sweep.
         A reused record is copied into ``config.out``, so the folder stays complete on its own.
+    executor : Executor, optional
+        Where runs execute (:mod:`modelbalance.experiments.executors`: worker processes, Ray); default: one
+        after another in this process. Only this process writes the results folder.
     """
     folder = ResultsFolder(config.out)
     donors = reusable_runs(reuse)
@@ -457,6 +605,7 @@ def run_experiment(
             plots=plots,
             log=log,
             donors=donors,
+            executor=executor,
         )
     finally:
         folder.release()
@@ -489,143 +638,190 @@ def reusable_runs(folders: Sequence[str | Path]) -> dict[str, dict]:
     return donors
 
 
+def record_point(record: dict) -> GridKey:
+    """The grid point of a stored record (records written before grids existed hold only an lr)."""
+    from modelbalance.experiments.plan import normalize_params
+
+    params = record.get("params")
+    return normalize_params([tuple(item) for item in params] if params else {"lr": record["lr"]})
+
+
+class _SequentialExecutor:
+    """Runs one after another in this process (the default executor)."""
+
+    def run(self, prepared, specs, *, on_record, on_step=None) -> None:
+        for spec in specs:
+            on_record(spec, execute_run(prepared, spec, on_step=on_step))
+
+
 class _Sweep:
     """Bookkeeping of one sweep: stored records, the progress bar, run execution."""
 
-    def __init__(self, prepared, folder, *, retry_failed, progress, log, donors=None):
+    def __init__(self, prepared, folder, *, retry_failed, progress, log, donors=None, executor=None):
         from tqdm.auto import tqdm
 
         self.prepared = prepared
         self.folder = folder
         self.retry_failed = retry_failed
         self.log = log
+        self.executor = executor or _SequentialExecutor()
         self.stored = folder.load_runs()
         self.donors = donors or {}  # finished runs of other folders (--reuse)
         self.n_new = 0
-        self.reused: set[str] = set()
+        self.reused: set[str] = set()  # runs taken from earlier sweeps or other folders
+        self.produced: set[str] = set()  # runs trained by this sweep
         self.bar = tqdm(
             total=0, unit="step", disable=not progress, dynamic_ncols=True, smoothing=0.1, desc="sweep"
         )
 
-    def key(self, fraction, seed, method, lr) -> str:
-        c = self.prepared.config
-        return run_key(c.task, c.model, fraction, seed, method, lr, c.run_hash(method))
-
-    def is_done(self, fraction, seed, method, lr) -> bool:
-        key = self.key(fraction, seed, method, lr)
+    def is_done(self, spec: RunSpec) -> bool:
+        key = self.prepared.key(spec)
         record = self.stored.get(key)
         ok_here = record is not None and (record["status"] == "ok" or not self.retry_failed)
         return ok_here or key in self.donors
 
-    def add_pending(self, runs) -> None:
-        self.bar.total += sum(self.prepared.run_steps(fraction) + 1 for fraction, *_ in runs)
+    def planned_steps(self, spec: RunSpec) -> int:
+        return self.prepared.run_steps(spec.fraction, spec.params) + 1
+
+    def add_pending(self, specs) -> None:
+        self.bar.total += sum(self.planned_steps(spec) for spec in specs)
         self.bar.refresh()
 
-    def run(self, fraction, seed, method, lr) -> dict:
-        key = self.key(fraction, seed, method, lr)
-        if self.is_done(fraction, seed, method, lr):
+    def lookup(self, spec: RunSpec) -> dict | None:
+        """The stored (or reusable) record of ``spec``; reused records are copied into this folder."""
+        if not self.is_done(spec):
+            return None
+        key = self.prepared.key(spec)
+        if key not in self.produced:
             self.reused.add(key)
-            record = self.stored.get(key)
-            if record is None or (record["status"] != "ok" and key in self.donors):
-                record = self.stored[key] = self.donors[key]  # copied in: the folder stays complete
-                self.folder.save_run(record)
-            return record
-        self.bar.set_postfix_str(f"{method} f={fraction:g} seed={seed} lr={lr:g}", refresh=False)
-        record = execute_run(
-            self.prepared,
-            fraction=fraction,
-            seed=seed,
-            method=method,
-            lr=lr,
-            on_step=lambda _step: self.bar.update(1),
-        )
-        self.folder.save_run(record)
-        self.stored[key] = record
-        self.n_new += 1
-        # settle the bar to the run's planned size (a failed run stops early)
-        done_in_run = record.get("steps", 0) if record["status"] == "ok" else 0
-        self.bar.update(max(0, self.prepared.run_steps(fraction) + 1 - done_in_run))
-        if record["status"] != "ok":
-            self.bar.write(
-                f"run failed: {method} fraction={fraction:g} seed={seed} lr={lr:g}: {record['error']}"
-            )
+        record = self.stored.get(key)
+        if record is None or (record["status"] != "ok" and key in self.donors):
+            record = self.stored[key] = self.donors[key]  # copied in: the folder stays complete
+            self.folder.save_run(record)
         return record
 
+    def run_all(self, specs: list[RunSpec]) -> dict[RunSpec, dict]:
+        """Records of every spec: stored ones looked up, the rest executed (by the executor, any order)."""
+        records = {spec: record for spec in specs if (record := self.lookup(spec)) is not None}
+        todo = list(dict.fromkeys(spec for spec in specs if spec not in records))
 
-def _sweep(prepared, folder, state, *, retry_failed, progress, plots, log, donors=None) -> ExperimentOutcome:
+        def on_record(spec: RunSpec, record: dict) -> None:
+            self.folder.save_run(record)
+            self.stored[record["key"]] = record
+            self.produced.add(record["key"])
+            records[spec] = record
+            self.n_new += 1
+            # settle the bar to the run's planned size (a failed run stops early; remote runs report no steps)
+            done_in_run = record.get("steps", 0) if record["status"] == "ok" and self.streams_steps else 0
+            self.bar.update(max(0, self.planned_steps(spec) - done_in_run))
+            if record["status"] != "ok":
+                self.bar.write(
+                    f"run failed: {spec.method} fraction={spec.fraction:g} seed={spec.seed} "
+                    f"{spec.point_label()}: {record['error']}"
+                )
+
+        if todo:
+            self.bar.set_postfix_str(f"{len(todo)} run(s)", refresh=False)
+            self.executor.run(
+                self.prepared, todo, on_record=on_record, on_step=lambda _step: self.bar.update(1)
+            )
+        return records
+
+    @property
+    def streams_steps(self) -> bool:
+        return getattr(self.executor, "reports_steps", True)
+
+
+def _sweep(
+    prepared, folder, state, *, retry_failed, progress, plots, log, donors=None, executor=None
+) -> ExperimentOutcome:
     from modelbalance.experiments.report import write_reports
 
     config = prepared.config
-    sweep = _Sweep(prepared, folder, retry_failed=retry_failed, progress=progress, log=log, donors=donors)
+    sweep = _Sweep(
+        prepared,
+        folder,
+        retry_failed=retry_failed,
+        progress=progress,
+        log=log,
+        donors=donors,
+        executor=executor,
+    )
     if state != "new" and sweep.stored:
         log(f"{folder.path}: continuing a sweep with {len(sweep.stored)} stored run(s)")
-    tuning = len(config.lrs) > 1
+    cells = [(fraction, method) for fraction in prepared.cells for method in config.methods]
+    grids = {method: config.grid_points(method) for method in config.methods}
+    tuning = {method: len(points) > 1 for method, points in grids.items()}
     tune_seeds = config.effective_tune_seeds()
-    cells = [(fraction, method) for fraction in config.fractions for method in config.methods]
 
-    # planned work, for the progress bar: the tuning grid, then the final seeds not already covered by it
-    tune_runs = [(f, s, m, lr) for f, m in cells for lr in config.lrs for s in tune_seeds] if tuning else []
-    final_seeds = [s for s in config.seeds if not (tuning and s in tune_seeds)]
-    pending = [r for r in tune_runs if not sweep.is_done(*r)]
-    if not tuning:
-        pending += [
-            (f, s, m, config.lrs[0])
-            for f, m in cells
-            for s in config.seeds
-            if not sweep.is_done(f, s, m, config.lrs[0])
-        ]
-    else:
-        pending += [
-            (f, s, m, None)
-            for f, m in cells
-            for s in final_seeds
-            if not any(sweep.is_done(f, s, m, lr) for lr in config.lrs)
-        ]
-    sweep.add_pending(pending)
-    n_total = len(tune_runs) + len(cells) * len(final_seeds if tuning else config.seeds)
+    # planned work: the tuning grids, then the reported seeds not already covered by them
+    tune_specs = [
+        RunSpec(f, s, m, point) for f, m in cells if tuning[m] for point in grids[m] for s in tune_seeds
+    ]
+    final_seeds = {
+        m: [s for s in config.seeds if not (tuning[m] and s in tune_seeds)] for m in config.methods
+    }
+    pending = [spec for spec in tune_specs if not sweep.is_done(spec)]
+    pending_final = [
+        RunSpec(f, s, m, grids[m][0])
+        for f, m in cells
+        if not tuning[m]
+        for s in config.seeds
+        if not sweep.is_done(RunSpec(f, s, m, grids[m][0]))
+    ]
+    sweep.add_pending(pending + pending_final)
+    n_total = len(tune_specs) + sum(len(final_seeds[m]) for _, m in cells)
+    budgets = {m: len(points) for m, points in grids.items()}
     log(
-        f"{config.task}/{config.model}: {n_total} runs ({len(pending)} to do) on {prepared.device}, "
-        f"{len(prepared.train_pool)} pool / {len(prepared.val)} validation / {len(prepared.data.test)} test samples"
+        f"{prepared.task.label}/{config.model}: {n_total} runs ({len(pending) + len(pending_final)} known to do) on "
+        f"{prepared.device}, {len(prepared.train_pool)} pool / {len(prepared.val)} validation / "
+        f"{len(prepared.data.test)} test samples; tuning configurations per method: "
+        + ", ".join(f"{m} {n}" for m, n in budgets.items())
     )
 
     try:
-        picked: dict[tuple[float, str], float | None] = {}
+        tune_records = sweep.run_all(tune_specs)
+        picked: dict[tuple[float, str], GridKey | None] = {}
         grid: list[GridPoint] = []
         for fraction, method in cells:
-            if not tuning:
-                picked[fraction, method] = config.lrs[0]
+            if not tuning[method]:
+                picked[fraction, method] = grids[method][0]
                 continue
-            by_lr = {lr: [sweep.run(fraction, s, method, lr) for s in tune_seeds] for lr in config.lrs}
-            best, stats = pick_learning_rate(by_lr, metric=prepared.metric, direction=prepared.direction)
+            by_point = {
+                point: [tune_records[RunSpec(fraction, s, method, point)] for s in tune_seeds]
+                for point in grids[method]
+            }
+            best, stats = pick_learning_rate(by_point, metric=prepared.metric, direction=prepared.direction)
             picked[fraction, method] = best
-            grid += [GridPoint(fraction, method, lr, *stats[lr], selected=lr == best) for lr in config.lrs]
+            grid += [
+                GridPoint(
+                    fraction,
+                    method,
+                    dict(point)["lr"],
+                    *stats[point],
+                    selected=point == best,
+                    point=point_label(point),
+                )
+                for point in grids[method]
+            ]
             if best is None:
                 sweep.bar.write(
-                    f"no learning rate of the grid trained without failing: {method} f={fraction:g}"
+                    f"no configuration of the grid trained without failing: {method} f={fraction:g}"
                 )
-        if tuning:  # now that the learning rates are known, size the rest of the bar exactly
-            rest = [
-                (f, s, m, picked[f, m])
-                for f, m in cells
-                for s in final_seeds
-                if picked[f, m] is not None and not sweep.is_done(f, s, m, picked[f, m])
-            ]
-            sweep.bar.total = sweep.bar.n
-            sweep.add_pending(rest)
-        for fraction, method in cells:
-            lr = picked[fraction, method]
-            if lr is None:
-                continue
-            for seed in config.seeds:
-                sweep.run(fraction, seed, method, lr)
+        final_specs = [
+            RunSpec(f, s, m, picked[f, m]) for f, m in cells if picked[f, m] is not None for s in config.seeds
+        ]
+        rest = [spec for spec in final_specs if not sweep.is_done(spec) and spec not in pending_final]
+        sweep.add_pending(rest)
+        sweep.run_all(final_specs)
     finally:
         sweep.bar.close()
 
-    records = _sweep_records(sweep, config, tune_seeds if tuning else ())
+    records = _sweep_records(sweep, prepared, grids, tune_seeds)
     outcome = ExperimentOutcome(
         out=folder.path,
         records=records,
-        picked_lrs=picked,
+        picked=picked,
         grid=grid,
         n_new=sweep.n_new,
         n_reused=len(sweep.reused),
@@ -635,14 +831,15 @@ def _sweep(prepared, folder, state, *, retry_failed, progress, plots, log, donor
     return outcome
 
 
-def _sweep_records(sweep: _Sweep, config: ExperimentConfig, tune_seeds) -> list[dict]:
+def _sweep_records(sweep: _Sweep, prepared, grids, tune_seeds) -> list[dict]:
     """The stored records belonging to this sweep, in sweep order (each once)."""
+    config = prepared.config
     seen, records = set(), []
-    for fraction in config.fractions:
+    for fraction in prepared.cells:
         for method in config.methods:
-            for lr in config.lrs:
+            for point in grids[method]:
                 for seed in sorted(set(config.seeds) | set(tune_seeds)):
-                    key = sweep.key(fraction, seed, method, lr)
+                    key = prepared.key(RunSpec(fraction, seed, method, point))
                     if key in sweep.stored and key not in seen:
                         seen.add(key)
                         records.append(sweep.stored[key])

@@ -133,10 +133,12 @@ def make_scheduler(
 
 
 def _loader(
-    dataset: Dataset, batch_size: int, *, shuffle: bool, generator: torch.Generator | None
+    dataset: Dataset, batch_size: int, *, shuffle: bool, generator: torch.Generator | None, collate=None
 ) -> DataLoader:
     # No workers: the runner's models are small and worker start-up would dominate on CPU.
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0, collate_fn=collate
+    )
 
 
 def to_device(value, device: torch.device):
@@ -177,7 +179,7 @@ def train(
     A non-finite loss stops the run with a FloatingPointError (recorded as a failed run by the runner).
     """
     generator = torch.Generator().manual_seed(seed)
-    loader = _loader(train_set, settings.batch_size, shuffle=True, generator=generator)
+    loader = _loader(train_set, settings.batch_size, shuffle=True, generator=generator, collate=task.collate)
     model.train()
     epoch_losses: list[float] = []
     step = 0
@@ -217,7 +219,7 @@ def evaluate(model: torch.nn.Module, task: Task, dataset: Dataset, *, batch_size
     was_training = model.training
     model.eval()
     predictions, targets = [], []
-    for batch in _loader(dataset, batch_size, shuffle=False, generator=None):
+    for batch in _loader(dataset, batch_size, shuffle=False, generator=None, collate=task.collate):
         inputs, target = task.split_batch(to_device(batch, device))
         predictions.append(task.predict(model, inputs).detach())
         targets.append(target.detach())

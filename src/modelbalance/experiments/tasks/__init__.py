@@ -38,12 +38,16 @@ class TaskData:
         A task's own validation split, if it has one.
     spec : dict
         Facts for model builders, e.g. ``in_channels``, ``out_channels``, ``grid`` (spatial shape), ``num_classes``.
+    labels : sequence of int or None
+        Class labels of ``train_pool`` (classification tasks): training subsets and the validation split are
+        then stratified, and ``shots`` (k examples per class) is available.
     """
 
     train_pool: Dataset
     test: Dataset
     val: Dataset | None = None
     spec: dict[str, Any] = field(default_factory=dict)
+    labels: Any = None
 
 
 class Task:
@@ -73,6 +77,21 @@ class Task:
     name: str = "task"
     primary_metric: str = "loss"
     direction: str = "min"
+    #: Batches are built by this function (e.g. dynamic padding of token ids); None = torch's default_collate.
+    collate: Any = None
+    #: A TempBalanceConfig preset the ``tb`` methods start from on this task (None: the PDE experiment setting).
+    tempbalance_preset: str | None = None
+    #: The user's data file the task reads, if any (recorded with every run, with its content hash).
+    data_path: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How results tables name the task: the registered name, or the user's data file it reads."""
+        if self.data_path:
+            from pathlib import Path
+
+            return f"{self.name}:{Path(self.data_path).name}"
+        return self.name
 
     def load(self) -> TaskData:
         """Build or read the datasets (called once per sweep)."""

@@ -1,0 +1,55 @@
+"""LoRA fine-tuning for the runner (``finetune = "lora"``): the pretrained weights frozen, adapters trained.
+
+Uses peft's ``LoraConfig`` with the sequence-classification task type, so the new classification head stays
+trainable (peft's ``modules_to_save``) while every pretrained matrix is frozen::
+
+    from modelbalance.experiments.models.lora import apply_lora
+    model = apply_lora(model, {"r": 8, "alpha": 16, "target_modules": ["query", "value"]})
+
+Balancing then sees only the trainable parameters: TempBalance's factors act on the adapters (and the head keeps
+the base rate), and its spectra are those of ``W + scaling * B A`` (or the update alone with ``lora="delta"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+DEFAULTS: dict[str, Any] = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": None}
+
+
+def apply_lora(model: torch.nn.Module, settings: dict[str, Any] | None = None) -> torch.nn.Module:
+    """``model`` wrapped by peft with LoRA adapters; ``settings``: r, alpha, dropout, target_modules.
+
+    ``target_modules=None`` takes peft's default for the architecture (query and value projections for BERT).
+
+    Examples
+    --------
+    >>> lora_model = apply_lora(model, {"r": 4})  # doctest: +SKIP
+    >>> lora_model.print_trainable_parameters()  # doctest: +SKIP
+    """
+    try:
+        import peft
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("finetune='lora' needs peft: pip install 'modelbalance[hf]'") from None
+    options = {**DEFAULTS, **(settings or {})}
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown LoRA setting(s) {unknown}; known: {sorted(DEFAULTS)}")
+    r = options["r"]
+    if not isinstance(r, int) or r < 1:
+        raise ValueError(f"LoRA rank r must be a positive integer, got {r!r}")
+    if not 0 <= float(options["dropout"]) < 1:
+        raise ValueError(f"LoRA dropout must lie in [0, 1), got {options['dropout']}")
+    config = peft.LoraConfig(
+        task_type=peft.TaskType.SEQ_CLS if hasattr(model, "config") else None,
+        r=r,
+        lora_alpha=float(options["alpha"]),
+        lora_dropout=float(options["dropout"]),
+        target_modules=options["target_modules"],
+    )
+    try:
+        return peft.get_peft_model(model, config)
+    except ValueError as err:
+        raise ValueError(f"LoRA: {err} (set lora.target_modules to module names of this model)") from None
