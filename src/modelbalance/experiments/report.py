@@ -175,9 +175,28 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+_SUBSET_LABELS: dict[float, str] = {}
+
+
+def subset_labels(frame: pd.DataFrame) -> dict[float, str]:
+    """How each training subset is named in tables: ``16/class`` (k-shot), else the fraction of the pool."""
+    labels = {}
+    if frame.empty:
+        return labels
+    for fraction, part in frame.groupby("fraction"):
+        shots = part["shots"].dropna() if "shots" in part else ()
+        labels[fraction] = f"{int(shots.iloc[0])}/class" if len(shots) else _fmt(fraction)
+    return labels
+
+
+def _subset(fraction: float) -> str:
+    return _SUBSET_LABELS.get(fraction, _fmt(fraction))
+
+
 def mean_std_table(frame: pd.DataFrame, metric: str, direction: str, methods: list[str]) -> str:
     """Markdown: fraction rows x method columns of ``mean ± std (n)``; the best mean per row in bold."""
     runs = reported(frame)
+    _SUBSET_LABELS.update(subset_labels(frame))
     fractions = sorted(frame["fraction"].unique()) if not frame.empty else []
     rows = []
     for fraction in fractions:
@@ -191,7 +210,7 @@ def mean_std_table(frame: pd.DataFrame, metric: str, direction: str, methods: li
             mean, std, n = stats[method]
             text = "–" if n == 0 else f"{_fmt(mean)} ± {_fmt(std, 2)} ({n})"
             cells.append(f"**{text}**" if method == best else text)
-        rows.append([_fmt(fraction), str(int(n_train)), *cells])
+        rows.append([_subset(fraction), str(int(n_train)), *cells])
     return _markdown_table(["fraction", "n_train", *methods], rows)
 
 
@@ -203,7 +222,7 @@ def comparison_table(comparisons: pd.DataFrame, metric: str) -> str:
         ci = "–" if not math.isfinite(row.ci_low) else f"[{row.ci_low:+.1%}, {row.ci_high:+.1%}]"
         rows.append(
             [
-                _fmt(row.fraction),
+                _subset(row.fraction),
                 row.method,
                 f"{row.gain:+.1%}",
                 ci,
@@ -246,10 +265,10 @@ def grid_table(grid: pd.DataFrame, metric: str, lrs: tuple[float, ...] | None = 
         picked = part.loc[part["selected"].astype(bool), "point"]
         choice = picked.iloc[0] if len(picked) else "none"
         if shared:
-            rows.append([_fmt(fraction), method, *[cell(r) for _, r in part.iterrows()], choice])
+            rows.append([_subset(fraction), method, *[cell(r) for _, r in part.iterrows()], choice])
         else:
             listed = "; ".join(f"{r['point']}: {cell(r)}" for _, r in part.iterrows())
-            rows.append([_fmt(fraction), method, listed, choice])
+            rows.append([_subset(fraction), method, listed, choice])
     if shared:
         points = next(iter(by_method.values()))
         return _markdown_table(["fraction", "method", *points, "picked"], rows)

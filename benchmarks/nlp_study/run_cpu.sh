@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The NLP study on a 2-core machine: pretrained MiniLM-L6 fine-tuned on the offline text tasks, every study in its
+# own resumable folder under WORKDIR, then its report copied to docs/results/nlp_<study>/.
+# Usage: bash benchmarks/nlp_study/run_cpu.sh [WORKDIR] [STUDY ...]   (rerun to continue; default: every study)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+W=${1:-/tmp/nlp_study}
+shift || true
+S=benchmarks/nlp_study
+STUDIES=("$@")
+[ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_full spam_lora wordnet_full pairs_full spam_fixed_lr)
+WORKERS=${WORKERS:-1}
+THREADS=${THREADS:-2}
+mkdir -p "$W"
+python -m modelbalance.experiments.text.assets install spam wordnet
+for name in "${STUDIES[@]}"; do
+  modelbalance experiment --config "$S/$name.toml" --out "$W/$name" --resume --no-progress \
+    --threads "$THREADS" --workers "$WORKERS" > "$W/$name.log" 2>&1 || echo "study $name exited $?"
+  out="docs/results/nlp_$name"
+  rm -rf "$out" && mkdir -p "$out"
+  cp -r "$W/$name"/{summary.md,results.csv,config.json} "$out"/
+  [ -f "$W/$name/grid.csv" ] && cp "$W/$name/grid.csv" "$out"/
+  [ -d "$W/$name/plots" ] && cp -r "$W/$name/plots" "$out"/
+  tar -czf "$out/runs.tar.gz" -C "$W/$name" runs
+done

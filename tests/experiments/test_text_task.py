@@ -1,0 +1,172 @@
+"""The text task's machinery: splits without group leakage, tokenisation cache, dynamic padding, metrics, and
+an end-to-end sweep of a tiny BERT on an in-memory corpus (full fine-tuning and LoRA)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from modelbalance.experiments.tasks.text import (
+    PadCollate,
+    TextClassificationTask,
+    _group_prefix,
+    classification_metrics,
+)
+
+
+@dataclass
+class Examples:  # the fields a TextExamples carries
+    text: list
+    text_pair: list | None
+    label: list
+    label_names: list
+    group: list | None = None
+    split: list | None = None
+
+    def __len__(self):
+        return len(self.text)
+
+
+def corpus(n=240, pairs=False, groups=False):
+    rng = np.random.default_rng(0)
+    cue = {0: "meeting report project", 1: "free money offer"}
+    filler = "the a of and to in is for on that with this".split()
+    text = [f"{cue[i % 2]} " + " ".join(rng.choice(filler, 8)) for i in range(n)]
+    label = [i % 2 for i in range(n)]
+    return Examples(
+        text,
+        [f"pair {i}" for i in range(n)] if pairs else None,
+        label,
+        ["ham", "spam"],
+        group=[f"g{i // 3}" for i in range(n)] if groups else None,
+    )
+
+
+def test_classification_metrics_match_definitions():
+    sklearn = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(1)
+    logits = torch.tensor(rng.normal(size=(200, 4)))
+    target = torch.tensor(rng.integers(0, 4, 200))
+    ours = classification_metrics(logits, target, num_classes=4)
+    predicted = logits.argmax(1).numpy()
+    assert ours["accuracy"] == pytest.approx(sklearn.accuracy_score(target, predicted))
+    assert ours["macro_f1"] == pytest.approx(sklearn.f1_score(target, predicted, average="macro"))
+    assert ours["mcc"] == pytest.approx(sklearn.matthews_corrcoef(target, predicted))
+
+
+def test_pad_collate_pads_to_the_longest_and_masks():
+    items = [({"input_ids": np.array([5, 6, 7])}, 1), ({"input_ids": np.array([8])}, 0)]
+    batch, labels = PadCollate(pad_id=0)(items)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert labels.tolist() == [1, 0]
+
+
+def test_group_prefix_keeps_groups_whole():
+    groups = np.repeat(np.arange(10), 3)
+    order = np.random.default_rng(0).permutation(30)
+    chosen = _group_prefix(order, groups, 7)
+    assert len(chosen) >= 7 and len(chosen) % 3 == 0
+    assert set(np.bincount(groups[chosen])[np.unique(groups[chosen])]) == {3}
+
+
+def test_splits_are_disjoint_stratified_and_group_safe():
+    task = TextClassificationTask("t", lambda: corpus(groups=True), n_val=30, n_test=45, seed=3)
+    data = task.load()
+    pool, val, test = (set(d.indices.tolist()) for d in (data.train_pool, data.val, data.test))
+    assert not (pool & val) and not (pool & test) and not (val & test)
+    groups = np.asarray(corpus(groups=True).group)
+    for a, b in ((pool, val), (pool, test), (val, test)):
+        assert not set(groups[list(a)]) & set(groups[list(b)])
+    assert len(test) >= 45 and len(val) >= 30
+    assert abs(np.mean(np.asarray(data.labels)) - 0.5) < 0.1
+    assert data.spec["num_classes"] == 2
+
+
+def test_tokenisation_is_cached_and_evaluation_sorted_by_length(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELBALANCE_CACHE", str(tmp_path))
+    from modelbalance.experiments.registry import MODELS
+
+    tokenizer = MODELS.get("minilm").tokenizer()
+    task = TextClassificationTask("t", lambda: corpus(pairs=True), n_val=20, n_test=20, max_length=12)
+    first = task.encode(task.load(), tokenizer)
+    files = list((tmp_path / "tokens").glob("*.npz"))
+    assert len(files) == 3
+    calls = []
+    original = type(tokenizer).__call__
+    monkeypatch.setattr(
+        type(tokenizer), "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    )
+    again = task.encode(task.load(), tokenizer)
+    assert not calls  # read from the cache
+    assert all(np.array_equal(a, b) for a, b in zip(first.train_pool.input_ids, again.train_pool.input_ids))
+    assert max(len(ids) for ids in first.train_pool.input_ids) <= 12
+    assert np.all(np.diff(first.test.lengths()) >= 0)
+    item, _ = first.train_pool[0]
+    assert "token_type_ids" in item  # a pair task keeps BERT's segment ids
+
+
+def _register(name, make):
+    from modelbalance.experiments.registry import TASKS
+
+    TASKS.register(name)(lambda data=None, seed=0, **p: TextClassificationTask(name, make, seed=seed, **p))
+
+
+@pytest.mark.parametrize("finetune", ["full", "lora"])
+def test_tiny_bert_sweep_on_text_end_to_end(tmp_path, finetune):
+    import pandas as pd
+
+    from modelbalance.experiments.config import ExperimentConfig
+    from modelbalance.experiments.registry import TASKS
+    from modelbalance.experiments.runner import run_experiment
+
+    _register("mem_text", lambda: corpus())
+    try:
+        config = ExperimentConfig(
+            task="mem_text",
+            model="tiny_bert",
+            shots=(2, 4),
+            seeds=(0, 1),
+            methods=("baseline", "tb", "tb_frozen"),
+            lrs=(1e-3,),
+            epochs=2,
+            batch_size=4,
+            task_params={"n_val": 16, "n_test": 16, "max_length": 16},
+            finetune=finetune,
+            lora={"r": 2} if finetune == "lora" else {},
+            analyze_layers=False,
+            out=str(tmp_path / "out"),
+        )
+        outcome = run_experiment(config, progress=False, plots=False, log=lambda _: None)
+    finally:
+        TASKS.unregister("mem_text")
+    frame = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert (frame["status"] == "ok").all(), frame["error"].tolist()
+    assert sorted(set(frame["n_train"])) == [4, 8] and set(frame["shots"]) == {2, 4}
+    assert {"accuracy", "macro_f1", "val_accuracy"} <= set(frame.columns)
+    tb = [r for r in outcome.records if r["method"] == "tb"]
+    assert tb[0]["tb_recomputes"] >= 2  # the GLUE preset: 10 per epoch, i.e. every step here
+    if finetune == "lora":
+        # factors act on adapter groups only: every balanced unit holds LoRA parameters, the rest is frozen
+        assert all(r["n_trainable"] < r["n_params"] / 10 for r in outcome.records)
+        assert all(".layer." in unit for unit in tb[0]["tb_factors"])
+
+
+def test_lora_balances_adapter_parameters_only():
+    from modelbalance.experiments.methods import RunContext
+    from modelbalance.experiments.models.lora import apply_lora
+    from modelbalance.experiments.registry import METHODS, MODELS
+
+    model = apply_lora(MODELS.get("tiny_bert")({"num_classes": 2}), {"r": 2})
+    context = RunContext(
+        seed=0, lr=1e-3, weight_decay=0.1, epochs=1, steps_per_epoch=4, total_steps=4, preset="emnlp_glue"
+    )
+    groups = METHODS.get("tb")().param_groups(model, context)
+    names = {id(p): n for n, p in model.named_parameters()}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    grouped = [id(p) for g in groups for p in g["params"]]
+    assert set(grouped) == trainable  # frozen base weights are in no group
+    for group in groups:
+        if group["unit"] not in (None, "unbalanced") and ".layer." in str(group["unit"]):
+            assert all("lora_" in names[id(p)] for p in group["params"]), group["name"]
