@@ -9,8 +9,9 @@ preferred, text/html parts are used (tags, scripts and styles removed, entities 
 plain text, and HTML sent as text/plain is stripped too; 8-bit text under an ASCII label is read as UTF-8, else
 cp1252; whitespace is collapsed. The npm package stores each email twice, as raw bytes (.txt) and as lossy JSON
 text: the raw file is read. Messages whose parsed subject and body repeat an earlier one (130 of 6,046: resent or
-cross-posted mail) are kept once, the first in file order, so no email can sit in training and test at once. The parsed corpus is cached as
-JSON lines keyed by the files' names and sizes, so later calls take well under a second instead of ~20 s.
+cross-posted mail) are kept once, the first in file order, so no email can sit in training and test at once.
+The parsed corpus is cached as JSON lines keyed by the files' names and sizes, so later calls take well under a
+second instead of ~20 s.
 """
 
 from __future__ import annotations
