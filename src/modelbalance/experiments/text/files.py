@@ -33,12 +33,18 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"data file not found: {path}")
     suffix = path.suffix.lower()
     try:
+        # only empty cells are missing: texts such as "NA" or "None" are texts
         if suffix == ".csv":
-            return pd.read_csv(path)
+            return pd.read_csv(path, keep_default_na=False, na_values=[""])
         if suffix == ".tsv":
-            return pd.read_csv(path, sep="\t")
+            return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
         if suffix in (".jsonl", ".json"):
-            return pd.read_json(path, lines=True)
+            try:
+                return pd.read_json(path, lines=True)
+            except ValueError:
+                if suffix == ".json":  # an array of records rather than JSON lines
+                    return pd.read_json(path, orient="records")
+                raise
         if suffix == ".parquet":
             try:
                 return pd.read_parquet(path)
