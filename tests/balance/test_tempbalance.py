@@ -215,8 +215,8 @@ def test_fix_metric_measures_once_and_ema_smooths():
     model, opt, sched, tb = setup(ema=0.5, interval=2, lr=0.05)
     train(model, opt, sched, 0, 8)
     frame = tb.history_frame()
-    for _unit, rows in frame.groupby("unit"):
-        used, measured = rows["alpha"].to_numpy(), rows["alpha_measured"].to_numpy()
+    for _unit, rows in frame.groupby("unit"):  # the default metric, by its own name
+        used, measured = rows["alpha_relative"].to_numpy(), rows["alpha_relative_measured"].to_numpy()
         assert used[0] == measured[0]
         np.testing.assert_allclose(used[1:], 0.5 * used[:-1] + 0.5 * measured[1:])
         assert not np.allclose(used, measured)
@@ -358,6 +358,79 @@ def test_history_csv_tensorboard_and_log_line(tmp_path, caplog):
     assert len(lines) == 3 and "4 units" in lines[0]
 
 
+@pytest.mark.parametrize("metric", ["alpha_relative", "alpha"])
+def test_outputs_name_the_metric(metric, tmp_path, caplog):
+    # With the default metric a log said "alpha -0.13": a negative "alpha" reads as a bug to anyone who knows
+    # HT-SR. Frames, CSV, TensorBoard tags and the log line use the metric's own name.
+    class Writer:
+        def __init__(self):
+            self.tags = set()
+
+        def add_scalar(self, tag, value, step):
+            self.tags.add(tag)
+
+    writer = Writer()
+    csv_path = tmp_path / "tb.csv"
+    model, opt, sched, tb = setup(log_csv=str(csv_path), summary_writer=writer, metric=metric)
+    with caplog.at_level(logging.INFO, logger="modelbalance"):
+        train(model, opt, sched, 0, 4)
+    frame = tb.history_frame()
+    assert {metric, f"{metric}_measured", f"{metric}_stderr", "metric"} <= set(frame.columns)
+    assert (frame["metric"] == metric).all()
+    if metric != "alpha":
+        assert not {"alpha", "alpha_measured", "alpha_stderr"} & set(frame.columns)
+    table = pd.read_csv(csv_path)
+    assert list(table.columns) == list(frame.columns)
+    np.testing.assert_allclose(table[metric], frame[metric])
+    assert f"tempbalance/{metric}/0" in writer.tags
+    if metric != "alpha":
+        assert "tempbalance/alpha/0" not in writer.tags
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("TempBalance step"))
+    assert f", {metric} " in line and f"without {metric}," in line
+    # Records keep a plain "alpha" (whichever metric) and "metric": what older readers of tb.history use.
+    row = tb.history[-1]
+    assert row["alpha"] == row[metric] and row["metric"] == metric
+    assert all(row.get(k) is not None for k in ("recompute", "step", "unit", "alpha", "factor"))
+
+
+def test_states_saved_before_metric_names_load(tmp_path):
+    model, opt, sched, tb = setup()
+    train(model, opt, sched, 0, 4)
+    state = tb.state_dict()
+    old = []  # the records as they were saved before metric names
+    for row in state["history"]:
+        row = {
+            k: v
+            for k, v in row.items()
+            if k not in ("metric", "alpha_relative_measured", "alpha_relative_stderr")
+        }
+        value = row.pop("alpha_relative")
+        row.update(alpha=value, alpha_measured=value, alpha_stderr=0.1)
+        old.append(row)
+    model2, opt2, sched2, tb2 = setup()
+    tb2.load_state_dict({**state, "history": old})
+    frame = tb2.history_frame()
+    np.testing.assert_allclose(frame["alpha_relative"], tb.history_frame()["alpha_relative"])
+    assert (frame["metric"] == "alpha_relative").all() and (frame["alpha_relative_stderr"] == 0.1).all()
+    assert [r["alpha"] for r in tb2.history] == [r["alpha"] for r in tb.history]
+    train(model2, opt2, sched2, 4, 7)  # and it goes on recording in the new form
+    assert tb2.history[-1]["metric"] == "alpha_relative"
+
+
+def test_csv_written_before_metric_names_keeps_its_header(tmp_path):
+    csv_path = tmp_path / "old.csv"
+    header = (
+        "recompute,step,measured_step,unit,family,alpha,alpha_measured,alpha_stderr,factor,lr,weight_decay,"
+        "layers_refit"
+    )
+    csv_path.write_text(header + "\n0,0,0,0,,0.5,0.5,0.1,1.0,0.01,0.0,1\n")
+    model, opt, sched, tb = setup(log_csv=str(csv_path))
+    train(model, opt, sched, 0, 1)
+    table = pd.read_csv(csv_path)
+    assert list(table.columns) == header.split(",") and len(table) == 1 + 4
+    np.testing.assert_allclose(table["alpha"][1:], tb.history_frame()["alpha_relative"])
+
+
 def test_tensorboard_dir_writes_event_files(tmp_path):
     pytest.importorskip("tensorboard")
     model, opt, sched, tb = setup(tensorboard_dir=str(tmp_path / "tb"))
@@ -460,3 +533,77 @@ def test_type_units_map_each_role_separately():
         assert factors[0] == 0.5 and factors[-1] == 1.5  # min and max within the role, not across roles
     families = set(tb.history_frame()["family"])
     assert families == {"blocks.*.up 96x32", "blocks.*.down 32x96"}
+
+
+# ------------------------------------------------------------------------------------------- unit="auto"
+def small_cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 10),
+    )
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_defaults_work_on_models_without_blocks(kind, caplog):
+    # The first call a new user makes: no unit, no exclude, nothing. It used to raise "found no balanced units".
+    model = mlp() if kind == "mlp" else small_cnn()
+    x = torch.randn(8, 24) if kind == "mlp" else torch.randn(4, 3, 8, 8)
+    with caplog.at_level(logging.INFO, logger="modelbalance"):
+        opt = torch.optim.AdamW(param_groups(model), lr=1e-3)
+        tb = TempBalance(model, opt, interval=1)
+    chosen = [r.getMessage() for r in caplog.records if "unit='auto'" in r.getMessage()]
+    assert chosen and all("chose unit='layer'" in m and "no repeated blocks" in m for m in chosen)
+    assert tb.plan.unit == "layer" and tb.config.unit == "auto"
+    for _ in range(2):
+        model(x).float().pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+    expected = {"0", "2", "4", "6"} if kind == "mlp" else {"0", "3", "8"}
+    assert set(tb.factors) == expected and tb.num_recomputes == 2
+    if kind == "cnn":  # BatchNorm follows its conv
+        bn_group = next(g for g in opt.param_groups if any(p is model[1].weight for p in g["params"]))
+        assert bn_group["unit"] == "0"
+    assert "unit='layer'" in repr(tb)
+
+
+def test_auto_chooses_blocks_where_blocks_are_detected(tiny_bert_config, caplog):
+    transformers = pytest.importorskip("transformers")
+    model = transformers.BertForSequenceClassification(tiny_bert_config(vocab_size=100))
+    with caplog.at_level(logging.INFO, logger="modelbalance"):
+        groups = param_groups(model)
+    message = next(r.getMessage() for r in caplog.records if "unit='auto'" in r.getMessage())
+    assert "chose unit='block'" in message and "2 block(s) detected" in message
+    assert "bert.encoder.layer.0" in message
+    blocked = {g["unit"] for g in param_groups(model, unit="block")}
+    assert {g["unit"] for g in groups} == blocked
+    # Asked for explicitly, "layer" and "block" are exact, whatever the model.
+    layered = {g["unit"] for g in param_groups(model, unit="layer")} - {None}
+    assert "bert.encoder.layer.0.attention.self.query" in layered
+    with pytest.raises(ValueError, match="no balanced units"):
+        TempBalance(mlp(), torch.optim.SGD(mlp().parameters(), lr=0.1), unit="block")
+
+
+def test_auto_follows_a_blocks_rule_and_names_itself_in_group_mismatches():
+    model = mlp()
+    plan = TempBalance(
+        model, torch.optim.SGD(param_groups(model, blocks=r"^[0-3]$"), lr=0.1), blocks=r"^[0-3]$"
+    ).plan
+    assert plan.unit == "block" and list(plan.units) == ["0", "2"] and "blocks=" in plan.reason
+    opt = torch.optim.SGD(param_groups(model, unit="layer", blocks=r"^[0-3]$"), lr=0.1)
+    with pytest.raises(ValueError, match="chosen by 'auto'"):
+        TempBalance(model, opt, blocks=r"^[0-3]$")
+
+
+def test_default_unit_and_presets():
+    assert TempBalanceConfig().unit == "auto"
+    assert TempBalanceConfig.preset("emnlp_glue").unit == "block"
+    assert TempBalanceConfig.preset("neurips_cnn").unit == "layer"
+    assert "'auto'" in TempBalanceConfig.help()["unit"]

@@ -228,6 +228,66 @@ def test_corrupt_file(capsys, tmp_path, name, content):
     assert_one_line_error(code, err, "cannot read", name)
 
 
+def _garbage(tmp_path, kind):
+    """Files that are not checkpoints at all, named like one."""
+    import zipfile
+
+    path = tmp_path / "garbage.pt"
+    if kind == "random":
+        path.write_bytes(os.urandom(4096))
+    elif kind == "text":
+        path.write_text("step,loss\n0,2.3\n1,2.1\n")
+    elif kind == "zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes/readme.txt", "not weights")
+    elif kind == "truncated":
+        torch.save(small_model().state_dict(), tmp_path / "full.pt")
+        full = (tmp_path / "full.pt").read_bytes()
+        path.write_bytes(full[: len(full) // 3])
+    elif kind == "pickle":
+        import pickle
+
+        path.write_bytes(pickle.dumps({"weights": [1.0, 2.0]}, protocol=4))
+    elif kind == "safetensors_name":
+        path = tmp_path / "garbage.safetensors"
+        path.write_bytes(os.urandom(256))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "zip", "truncated", "pickle", "safetensors_name"])
+def test_not_a_checkpoint_says_so_and_never_suggests_unsafe_loading(capsys, tmp_path, kind):
+    # torch's own message for these ends in advice to retry with weights_only=False: never relay it.
+    path = _garbage(tmp_path, kind)
+    code, _, err = run_cli(capsys, "analyze", str(path), "--no-progress")
+    readable = "not a readable PyTorch checkpoint" if kind == "truncated" else "not a PyTorch or safetensors"
+    assert_one_line_error(code, err, str(path), readable)
+    assert "weights_only" not in err and "trust" not in err
+
+
+def test_checkpoint_with_python_objects_says_how_to_export_a_state_dict(capsys, tmp_path):
+    import argparse
+
+    path = tmp_path / "full_model.pt"
+    torch.save({"model": small_model().state_dict(), "args": argparse.Namespace(lr=0.1)}, path)
+    code, _, err = run_cli(capsys, "analyze", str(path), "--no-progress")
+    assert_one_line_error(code, err, str(path), "non-tensor Python objects", "argparse.Namespace")
+    assert "safe loading refuses" in err and "torch.save(model.state_dict()" in err
+    assert "weights_only" not in err and "trust" not in err
+
+
+def test_the_format_is_read_from_the_content_not_the_name(capsys, tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "weights.pt"  # a safetensors file under a .pt name
+    save_file({k: v.contiguous() for k, v in small_model().state_dict().items()}, str(path))
+    code, out, err = run_cli(capsys, "analyze", str(path), "--no-progress", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    legacy = tmp_path / "legacy.bin"  # torch.save's pre-1.6 format
+    torch.save(small_model().state_dict(), legacy, _use_new_zipfile_serialization=False)
+    code, out, err = run_cli(capsys, "analyze", str(legacy), "--no-progress", "--out", str(tmp_path / "p"))
+    assert code == 0, err
+
+
 def test_unreadable_file(capsys, tmp_path, monkeypatch):
     path = tmp_path / "locked.pt"
     torch.save(small_model().state_dict(), path)

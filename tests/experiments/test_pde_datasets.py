@@ -290,3 +290,30 @@ def test_load_arrays_wrong_layouts(tmp_path, arrays, message):
     with pytest.raises(ValueError, match=message) as info:
         load_arrays(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["npz", "h5", "pdebench"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e300])  # 1e300 is Inf once in float32
+@pytest.mark.parametrize("array", ["inputs", "targets"])
+def test_non_finite_user_data_is_a_one_line_error_at_load(tmp_path, kind, bad, array):
+    # A NaN used to train "ok" and report an empty test metric; now loading the file refuses it.
+    rng = np.random.default_rng(5)
+    inputs, targets = rng.standard_normal((6, 16)), rng.standard_normal((6, 16))
+    (inputs if array == "inputs" else targets)[3, 7] = bad
+    (inputs if array == "inputs" else targets)[5, 0] = bad
+    if kind == "npz":
+        path = tmp_path / "user.npz"
+        np.savez(path, inputs=inputs, targets=targets)
+    elif kind == "h5":
+        path = write_h5(tmp_path / "user.h5", inputs=inputs, targets=targets)
+    else:  # a PDEBench series u(t): inputs = u(t=0), targets = u(t=last)
+        path = write_h5(tmp_path / "1D_user.hdf5", tensor=np.stack([inputs, np.zeros_like(inputs), targets], 1))
+    with pytest.raises(ValueError) as info:
+        load_pde_file(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and f"'{array}'" in message
+    assert "first is sample 3" in message and "2 of 6 samples" in message
+    assert ("NaN" if bad != bad else "Inf") in message
+    # Only the samples read are checked: the first three are clean.
+    x, y = load_pde_file(path, max_samples=3)
+    assert np.isfinite(x).all() and np.isfinite(y).all()

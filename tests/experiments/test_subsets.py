@@ -6,7 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelbalance.experiments.config import ExperimentConfig
-from modelbalance.experiments.subsets import kshot_subset, stratified_order, stratified_split, stratified_subset
+from modelbalance.experiments.subsets import (
+    kshot_subset,
+    stratified_order,
+    stratified_split,
+    stratified_subset,
+)
 
 labels_strategy = st.lists(st.integers(0, 3), min_size=4, max_size=80).filter(lambda x: len(set(x)) >= 2)
 

@@ -170,3 +170,54 @@ def test_lora_balances_adapter_parameters_only():
     for group in groups:
         if group["unit"] not in (None, "unbalanced") and ".layer." in str(group["unit"]):
             assert all("lora_" in names[id(p)] for p in group["params"]), group["name"]
+
+
+def _csv(tmp_path, n=80):
+    import pandas as pd
+
+    rows = corpus(n)
+    path = tmp_path / "mine.csv"
+    pd.DataFrame({"body": rows.text, "label": [("ham", "spam")[y] for y in rows.label]}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+TEXT_CLI = ["--model", "tiny_bert", "--seeds", "0", "--methods", "baseline,tb", "--lrs", "1e-3", "--epochs", "1",
+            "--task-param", "text_column=body", "--task-param", "n_val=10", "--task-param", "n_test=10",
+            "--task-param", "max_length=16", "--no-progress", "--no-plots",
+            "--set", "analyze_layers=false"]  # fmt: skip
+
+
+def test_a_users_csv_runs_text_classification_and_is_labelled_by_its_file(tmp_path, capsys):
+    import pandas as pd
+
+    from modelbalance.cli.main import main
+
+    data = _csv(tmp_path)
+    code = main(
+        ["experiment", "--data", str(data), "--shots", "2", "--out", str(tmp_path / "out"), *TEXT_CLI]
+    )
+    assert code == 0, capsys.readouterr().err
+    frame = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert set(frame["task"]) == {"text:mine.csv"} and frame["data_sha256"].nunique() == 1
+    assert set(frame["n_train"]) == {4}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--shots", "500"], "500 shots per class do not fit: class 0 ('ham') has only"),
+        (["--sizes", "100000"], "the training pool holds"),
+        (["--shots", "2", "--task-param", "text_column=nope"], "no column 'nope'"),
+    ],
+)
+def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    from modelbalance.cli.main import main
+
+    data = _csv(tmp_path)
+    args = ["experiment", "--data", str(data), "--out", str(tmp_path / "out"), *TEXT_CLI, *extra]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out" / "runs").exists()  # nothing trained, nothing written

@@ -32,19 +32,45 @@ def two_sided_ks(tail: np.ndarray, xmin: float, alpha: float) -> float:
     return best
 
 
-def brute_force_ks(eigs: np.ndarray, min_tail: int) -> tuple[int, float, float]:
-    """Clauset et al. written as a plain loop: fit at every candidate xmin, keep the smallest KS distance."""
+def lower_ks(tail: np.ndarray, xmin: float, alpha: float) -> float:
+    """max over the distinct tail values of |ECDF just below the value - CDF| (Clauset's code, `powerlaw`)."""
+    tail = np.sort(tail)
+    k = tail.size
+    best = 0.0
+    for i, x in enumerate(tail):
+        if i > 0 and tail[i - 1] == x:
+            continue  # i = number of tail values below x
+        model = 1.0 - (x / xmin) ** (1.0 - alpha)
+        best = max(best, abs(model - i / k))
+    return best
+
+
+def brute_force_ks(eigs: np.ndarray, min_tail: int, ks_steps: str = "both") -> tuple[int, float, float]:
+    """Clauset et al. written as a plain loop: fit at every candidate xmin, keep the smallest KS distance.
+
+    The candidates are the distinct values (the first index of each); the tail of xmin = x is every value >= x.
+    """
     eigs = np.sort(eigs[eigs > 0])
+    distance = two_sided_ks if ks_steps == "both" else lower_ks
     best = (None, math.inf, math.nan)
     for i in range(0, eigs.size - min_tail + 1):
+        if i > 0 and eigs[i] == eigs[i - 1]:
+            continue
         tail = eigs[i:]
         if tail[-1] == tail[0]:
             continue
         alpha = hill(tail, tail[0])
-        ks = two_sided_ks(tail, tail[0], alpha)
+        ks = distance(tail, tail[0], alpha)
         if ks < best[1]:
             best = (i, ks, alpha)
     return best
+
+
+def tied(n: int, seed: int, decimals: int = 1, alpha: float = 2.5) -> np.ndarray:
+    """A lognormal bulk and a Pareto tail, rounded: many repeated values, as in real measurements."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([np.exp(rng.normal(0.0, 0.5, n // 2)), 2.0 * pareto(alpha, n - n // 2, seed=seed + 7)])
+    return np.round(x, decimals)
 
 
 # --- known exponents ----------------------------------------------------------------------------------------
@@ -144,13 +170,86 @@ def test_ks_scan_ignores_zeros_and_reports_index_in_full_spectrum():
 
 
 def test_ks_scan_handles_many_candidates_in_blocks(monkeypatch):
-    from modelbalance.spectral import powerlaw as pl
+    from modelbalance.spectral import ks
 
     eigs = np.concatenate([np.random.default_rng(0).gamma(2.0, 0.1, 300), pareto(2.5, 300, seed=1)])
     whole = fit_power_law(eigs, xmin="ks")
-    monkeypatch.setattr(pl, "_KS_BLOCK_ELEMENTS", 1000)  # forces ~300 blocks of 1-2 candidates
-    blocked = fit_power_law(eigs, xmin="ks")
-    assert blocked == whole
+    monkeypatch.setattr(ks, "_BLOCK_ELEMENTS", 1000)  # forces ~300 blocks of 1-2 candidates
+    for work in (0, 10**12):  # the bounded search and the dense pass
+        monkeypatch.setattr(ks, "_DENSE_WORK", work)
+        assert fit_power_law(eigs, xmin="ks") == whole
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("min_tail", [2, 10])
+@pytest.mark.parametrize("ks_steps", ["both", "lower"])
+@pytest.mark.parametrize("method", ["dense", "bounded"])
+def test_ks_scan_on_tied_data_equals_brute_force(seed, min_tail, ks_steps, method, monkeypatch):
+    # Rounded data: a candidate tail must start at the first of its equal values and hold all of them.
+    from modelbalance.spectral import ks
+
+    monkeypatch.setattr(ks, "_DENSE_WORK", 10**12 if method == "dense" else 0)
+    rng = np.random.default_rng(seed)
+    eigs = tied(int(rng.integers(60, 300)), seed, decimals=int(rng.integers(0, 2)))
+    start, dist, alpha = brute_force_ks(eigs, min_tail, ks_steps)
+    fit = fit_power_law(eigs, xmin="ks", min_tail=min_tail, ks_steps=ks_steps)
+    values = np.sort(eigs)
+    start += int((eigs == 0).sum())  # rounding makes zeros; the fit's index counts them
+    assert fit.xmin_index == start
+    assert start == 0 or values[start - 1] < values[start]
+    assert fit.num_tail == int((eigs >= fit.xmin).sum()) >= min_tail
+    assert fit.alpha == pytest.approx(alpha, rel=1e-10)
+    assert fit.ks_distance == pytest.approx(dist, rel=1e-10)
+
+
+@pytest.mark.parametrize("ks_steps", ["both", "lower"])
+@pytest.mark.parametrize("data", ["pareto", "tied"])
+def test_bounded_search_equals_dense_scan_on_every_candidate(ks_steps, data, monkeypatch):
+    # The bounded search proves most candidates worse without computing them; those it computes are exact.
+    from modelbalance.spectral import ks
+
+    x = np.sort(pareto(2.5, 4000, seed=3) if data == "pareto" else tied(4000, 3, decimals=2))
+    x = x[x > 0]
+    steps = ks.Steps.of(x)
+    suffix = np.concatenate([np.cumsum(np.log(x)[::-1])[::-1], [0.0]])
+    candidates = np.arange(steps.size - 1)
+    dense, alphas = ks.scan(steps, candidates, suffix_log=suffix, ks_steps=ks_steps, method="dense")
+    monkeypatch.setattr(ks, "_BLOCK_ELEMENTS", 5000)  # many small blocks in every stage
+    bounded, alphas_b = ks.scan(steps, candidates, suffix_log=suffix, ks_steps=ks_steps, method="bounded")
+    np.testing.assert_array_equal(alphas, alphas_b)
+    computed = np.isfinite(bounded)
+    np.testing.assert_array_equal(bounded[computed], dense[computed])
+    assert np.argmin(bounded) == np.argmin(dense)
+    assert computed.sum() < candidates.size / 10
+
+
+def test_ks_scan_is_far_from_quadratic(monkeypatch):
+    # 30,000 distinct values: the dense scan would evaluate ~4.5e8 (candidate, value) pairs.
+    from modelbalance.spectral import ks
+
+    evaluated = []
+    evaluate = ks._evaluate
+
+    def counting(*args):
+        out = evaluate(*args)
+        evaluated.append(out[-1].size)
+        return out
+
+    monkeypatch.setattr(ks, "_evaluate", counting)
+    fit = fit_power_law(pareto(2.5, 30_000, seed=5), xmin="ks")
+    assert fit.ok and abs(fit.alpha - 2.5) < 0.1
+    assert sum(evaluated) < 30_000**2 / 100
+
+
+def test_ks_scan_on_many_ties_is_fast():
+    # 200,000 values with about 1,000 distinct ones: the work is in the distinct values, not the count.
+    import time
+
+    x = np.round(pareto(2.5, 200_000, seed=6), 1)
+    t0 = time.perf_counter()
+    fit = fit_power_law(x, xmin="ks")
+    assert time.perf_counter() - t0 < 5.0
+    assert fit.num_tail == int((x >= fit.xmin).sum())
 
 
 # --- the `powerlaw` package ---------------------------------------------------------------------------------
@@ -173,6 +272,43 @@ def test_matches_powerlaw_package_at_fixed_xmin(alpha, seed):
     # powerlaw's D takes one side of each ECDF step (i/n); ours takes both, so it is at most 1/k larger.
     assert ref.D - 1e-9 <= ours.ks_distance <= ref.D + 1.0 / ours.num_tail + 1e-9
     assert ours.ks_distance == pytest.approx(two_sided_ks(eigs[eigs >= xmin], xmin, ours.alpha), rel=1e-9)
+    lower = fit_power_law(eigs, xmin=xmin, ks_steps="lower")
+    assert lower.ks_distance == pytest.approx(ref.D, rel=1e-9)
+
+
+def powerlaw_scan(data, **kwargs):
+    powerlaw = pytest.importorskip("powerlaw")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return powerlaw.Fit(data, discrete=False, verbose=False, **kwargs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("decimals", [0, 1, 2])
+def test_ks_scan_matches_powerlaw_package_on_tied_data(seed, decimals):
+    # With its KS convention ("lower") both pick the same xmin. powerlaw's defaults drop every candidate whose
+    # alpha is not in (0, 3) and fit numerically outside (1.5, 3]; alpha in (1, 4) with the closed form there
+    # (Nelder-Mead, tolerance 1e-4, elsewhere) makes the candidates the same, the chosen alpha exact.
+    x = tied(1500, seed, decimals, alpha=2.2)
+    ref = powerlaw_scan(x, parameter_ranges={"alpha": [1.0, 4.0]})
+    assert 1.5 < ref.power_law.alpha <= 3
+    fit = fit_power_law(x, xmin="ks", ks_steps="lower")
+    assert fit.xmin == ref.xmin
+    assert fit.alpha == pytest.approx(ref.power_law.alpha, rel=1e-9)
+    assert fit.ks_distance == pytest.approx(ref.D, rel=1e-9)
+    assert fit.num_tail == ref.n_tail
+    # The default distance is the supremum over both sides of each ECDF step: never below powerlaw's.
+    both = fit_power_law(x, xmin=ref.xmin)
+    assert both.ks_distance >= ref.D - 1e-12
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ks_scan_matches_powerlaw_package_on_continuous_data(seed):
+    x = np.concatenate([np.exp(np.random.default_rng(seed).normal(-1.0, 0.5, 700)), pareto(2.2, 700, seed)])
+    ref = powerlaw_scan(x)
+    fit = fit_power_law(x, xmin="ks", ks_steps="lower")
+    assert fit.xmin == ref.xmin
+    assert fit.alpha == pytest.approx(ref.power_law.alpha, rel=1e-9)
 
 
 # --- "peak" -------------------------------------------------------------------------------------------------
@@ -281,6 +417,7 @@ def test_never_returns_infinite_alpha():
         (dict(xmin_pos=float("nan")), "xmin_pos"),
         (dict(min_tail=1), "min_tail"),
         (dict(peak_bins=1), "peak_bins"),
+        (dict(ks_steps="upper"), "ks_steps"),
     ],
 )
 def test_fit_config_rejects_bad_values(kwargs, match):
@@ -296,3 +433,10 @@ def test_fit_config_accepts_numpy_numbers_and_overrides_keywords():
     assert fit_power_law(eigs, config=cfg).alpha == pytest.approx(hill(eigs[eigs >= 1.5], 1.5), rel=1e-6)
     cfg = FitConfig(xmin_pos=1.5)
     assert fit_power_law(eigs, xmin_pos=3.0, config=cfg) == fit_power_law(eigs, xmin_pos=1.5)
+
+
+def test_fit_config_key_rebuilds_the_config_and_keeps_old_keys():
+    # The null-reference cache on disk is keyed by key(): the default must give the same key as before.
+    assert FitConfig(xmin="ks").key() == ("ks", 2.0, 10, 100)
+    for cfg in (FitConfig(xmin="ks"), FitConfig(xmin="peak", ks_steps="lower"), FitConfig(xmin=1.5)):
+        assert FitConfig(*cfg.key()) == cfg

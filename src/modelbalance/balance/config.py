@@ -6,6 +6,8 @@ Example
 >>> config = TempBalanceConfig.preset("neurips_cnn", steps_per_epoch=390)
 >>> config.mapping, config.unit, config.interval_steps
 ('linear', 'layer', 390)
+>>> TempBalanceConfig().unit, TempBalanceConfig.preset("emnlp_glue").unit
+('auto', 'block')
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ __all__ = ["DEFAULT_HEAD_PATTERNS", "PRESETS", "TempBalanceConfig"]
 DEFAULT_HEAD_PATTERNS: tuple[str, ...] = (r"(^|\.)(classifier|pooler|lm_head|qa_outputs|score|head)(\.|$)",)
 """Newly initialised heads of Hugging Face / timm models; they keep the base learning rate."""
 
-UNITS = ("layer", "block", "type")
+UNITS = ("auto", "layer", "block", "type")
 METRICS = ("alpha", "alpha_relative", "alpha_farms")
 TARGETS = ("lr", "weight_decay", "both")
 NORMALIZE = (None, "mean", "param_mean")
@@ -39,12 +41,14 @@ class TempBalanceConfig:
     """Settings of :class:`~modelbalance.balance.TempBalance` and :func:`~modelbalance.balance.param_groups`.
 
     The defaults are the EMNLP 2024 GLUE setting (sigmoid mapping, one factor per transformer block, tail =
-    top third of the spectrum, factors active from step 0, warmup included) with one deliberate change: the
-    metric is ``alpha_relative`` (alpha minus the alpha of a same-shape Gaussian matrix). Raw Hill alpha
-    mostly tracks a matrix's aspect ratio, so raw-alpha factors largely encode layer shape; the
-    shape-corrected alpha compares layers by how far training has moved them from random.
-    ``preset("emnlp_glue")`` keeps the paper's raw alpha. Each field's help text is in
-    ``TempBalanceConfig.help()``.
+    top third of the spectrum, factors active from step 0, warmup included) with two deliberate changes. The
+    unit is ``"auto"``: blocks where blocks are detected (transformers, ResNet stages, FNO blocks), one factor
+    per layer otherwise (an MLP, a plain CNN), so any model works with the defaults; the choice and its
+    reason are logged (logger ``modelbalance.balance``, INFO). And the metric is ``alpha_relative`` (alpha
+    minus the alpha of a same-shape Gaussian matrix). Raw Hill alpha mostly tracks a matrix's aspect ratio, so
+    raw-alpha factors largely encode layer shape; the shape-corrected alpha compares layers by how far training
+    has moved them from random. ``preset("emnlp_glue")`` keeps the paper's block units and raw alpha. Each field's help
+    text is in ``TempBalanceConfig.help()``.
 
     >>> TempBalanceConfig(mapping="linear", unit="layer").mapping_options
     {}
@@ -62,10 +66,11 @@ class TempBalanceConfig:
         {},
     )
     unit: str = _help(
-        "What shares one factor: 'block' (transformer block / ResNet stage / FNO block, alpha = mean over "
-        "its layers), 'layer' (every weight matrix), or 'type' (one factor per layer, but each layer is "
-        "compared only with same-role, same-shape layers of the other blocks).",
-        "block",
+        "What shares one factor: 'auto' (default: 'block' when blocks are detected or blocks= finds some, "
+        "'layer' otherwise; the choice is logged), 'block' (transformer block / ResNet stage / FNO block, "
+        "alpha = mean over its layers), 'layer' (every weight matrix), or 'type' (one factor per layer, but "
+        "each layer is compared only with same-role, same-shape layers of the other blocks).",
+        "auto",
     )
     blocks: str | Callable | None = _help(
         "Override block detection: a regex searched in module paths (group 1, or the whole match, names the "
@@ -73,8 +78,8 @@ class TempBalanceConfig:
         None,
     )
     balance_outside_blocks: bool = _help(
-        "With unit='block': give layers outside every block (pooler, lifting, ...) their own factor instead "
-        "of keeping the base learning rate (the paper keeps it).",
+        "With block units ('block', or 'auto' finding blocks): give layers outside every block (pooler, "
+        "lifting, ...) their own factor instead of keeping the base learning rate (the paper keeps it).",
         False,
     )
     exclude: tuple[str, ...] = _help(
@@ -86,8 +91,9 @@ class TempBalanceConfig:
         "Keep the first and the last layer at factor 1 (NeurIPS CNN setting).", False
     )
     attach_norms: bool = _help(
-        "With unit='layer'/'type': a normalisation layer follows the weight layer just before it in the same "
-        "parent module (BatchNorm after its conv); otherwise it keeps factor 1.",
+        "With layer units ('layer', 'type', or 'auto' finding no blocks): a normalisation layer follows the "
+        "weight layer just before it in the same parent module (BatchNorm after its conv); otherwise it keeps "
+        "factor 1.",
         True,
     )
     metric: str = _help(

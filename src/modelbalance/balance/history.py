@@ -2,9 +2,14 @@
 
 Example
 -------
->>> rows = [{"step": 0, "unit": "a", "alpha": 2.5, "factor": 0.8, "lr": 8e-4}]
->>> recompute_log_line(0, rows, refit=3, skipped=1)
-'TempBalance step 0: 1 units, alpha 2.5..2.5, factor 0.80..0.80, 0 without alpha, layers refit 3, skipped 1'
+>>> rows = [{"step": 0, "unit": "a", "metric": "alpha_relative", "alpha_relative": -0.13, "factor": 0.8}]
+>>> recompute_log_line(0, rows, refit=3, skipped=1)[:64]
+'TempBalance step 0: 1 units, alpha_relative -0.13..-0.13, factor'
+
+Everything names the metric that drives the factors (``alpha``, ``alpha_relative`` or ``alpha_farms``): the
+record keys and frame columns ``<metric>``, ``<metric>_measured`` (before smoothing), ``<metric>_stderr``, the
+TensorBoard tags ``tempbalance/<metric>/<unit>`` and the log line. Each record also keeps ``"metric"`` (the
+name) and a plain ``"alpha"`` key holding the same value as ``<metric>``, for code written before the names.
 """
 
 from __future__ import annotations
@@ -17,39 +22,74 @@ import warnings
 
 import numpy as np
 
-__all__ = ["HistoryWriters", "recompute_log_line", "shape_driven"]
+__all__ = ["HistoryWriters", "fields", "record", "recompute_log_line", "shape_driven", "upgrade_record"]
 
 logger = logging.getLogger("modelbalance.balance")
 
-FIELDS = (
-    "recompute",
-    "step",
-    "measured_step",
-    "unit",
-    "family",
-    "alpha",
-    "alpha_measured",
-    "alpha_stderr",
-    "factor",
-    "lr",
-    "weight_decay",
-    "layers_refit",
-)
+
+def fields(metric: str = "alpha") -> tuple[str, ...]:
+    """Columns of the history frame and the CSV when ``metric`` drives the factors."""
+    return (
+        "recompute",
+        "step",
+        "measured_step",
+        "unit",
+        "family",
+        "metric",
+        metric,
+        f"{metric}_measured",
+        f"{metric}_stderr",
+        "factor",
+        "lr",
+        "weight_decay",
+        "layers_refit",
+    )
+
+
+FIELDS = fields("alpha")
+"""The columns with the raw Hill alpha as metric."""
+
+
+def record(metric: str, value: float, measured: float, stderr: float, **columns) -> dict:
+    """One history record: ``columns`` plus the metric under its own name (and as ``"alpha"``)."""
+    row = {
+        key: columns[key]
+        for key in ("recompute", "step", "measured_step", "unit", "family")
+        if key in columns
+    }
+    row.update({"metric": metric, metric: value, f"{metric}_measured": measured, f"{metric}_stderr": stderr})
+    row["alpha"] = value  # the value of whichever metric is used: readers written before metric names
+    row.update({k: v for k, v in columns.items() if k not in row})
+    return row
+
+
+def upgrade_record(row: dict, metric: str) -> dict:
+    """A record saved before metric names (``alpha``, ``alpha_measured``, ``alpha_stderr`` holding ``metric``)
+    in today's form; records that name their metric are returned unchanged."""
+    if "metric" in row:
+        return dict(row)
+    old = dict(row)
+    measured, stderr = old.pop("alpha_measured", math.nan), old.pop("alpha_stderr", math.nan)
+    value = old.pop("alpha", math.nan)
+    return record(metric, value, measured, stderr, **old)
 
 
 def recompute_log_line(step: int, rows: list[dict], refit: int, skipped: int) -> str:
-    """One concise line summarising a recompute."""
-    alphas = np.array([r["alpha"] for r in rows], dtype=float)
+    """One concise line summarising a recompute, naming the metric of the rows."""
+    metric = rows[0].get("metric", "alpha") if rows else "alpha"
+    values = np.array([r.get(metric, r.get("alpha")) for r in rows], dtype=float)
     factors = np.array([r["factor"] for r in rows], dtype=float)
-    finite = np.isfinite(alphas)
-    alpha_part = (
-        f"alpha {alphas[finite].min():.3g}..{alphas[finite].max():.3g}" if finite.any() else "alpha n/a"
+    finite = np.isfinite(values)
+    value_part = (
+        f"{metric} {values[finite].min():.3g}..{values[finite].max():.3g}"
+        if finite.any()
+        else f"{metric} n/a"
     )
     nan_units = int((~finite).sum())
     return (
-        f"TempBalance step {step}: {len(rows)} units, {alpha_part}, factor "
-        f"{factors.min():.2f}..{factors.max():.2f}, {nan_units} without alpha, layers refit {refit}, skipped"
-        f" {skipped}"
+        f"TempBalance step {step}: {len(rows)} units, {value_part}, factor "
+        f"{factors.min():.2f}..{factors.max():.2f}, {nan_units} without {metric}, layers refit {refit}, "
+        f"skipped {skipped}"
     )
 
 
@@ -76,10 +116,22 @@ def shape_driven(
 
 
 class HistoryWriters:
-    """Optional CSV file and TensorBoard writer fed with each recompute's rows."""
+    """Optional CSV file and TensorBoard writer fed with each recompute's rows (``metric`` names the columns).
 
-    def __init__(self, csv_path: str | None = None, tensorboard_dir: str | None = None, summary_writer=None):
+    Appending to a CSV written before metric names keeps that file's header (``alpha``, ``alpha_measured``,
+    ``alpha_stderr`` then hold the metric's values).
+    """
+
+    def __init__(
+        self,
+        csv_path: str | None = None,
+        tensorboard_dir: str | None = None,
+        summary_writer=None,
+        metric: str = "alpha",
+    ):
         self.csv_path = csv_path
+        self.metric = metric
+        self._csv_fields: tuple[str, ...] | None = None
         self.writer = summary_writer
         self._owns_writer = False
         if self.writer is None and tensorboard_dir is not None:
@@ -93,17 +145,34 @@ class HistoryWriters:
                 self.writer = SummaryWriter(tensorboard_dir)
                 self._owns_writer = True
 
+    def _fields_of_csv(self, new: bool) -> tuple[str, ...]:
+        if self._csv_fields is None:
+            self._csv_fields = fields(self.metric)
+            if not new:
+                with open(self.csv_path, newline="") as handle:
+                    header = next(csv.reader(handle), None)
+                if header:
+                    self._csv_fields = tuple(header)
+        return self._csv_fields
+
     def write(self, rows: list[dict]) -> None:
         if self.csv_path is not None and rows:
             new = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
+            names = self._fields_of_csv(new)
+            m = self.metric
             with open(self.csv_path, "a", newline="") as handle:
-                out = csv.DictWriter(handle, fieldnames=FIELDS, extrasaction="ignore")
+                out = csv.DictWriter(handle, fieldnames=names, extrasaction="ignore")
                 if new:
                     out.writeheader()
-                out.writerows(rows)
+                for row in rows:
+                    legacy = {
+                        "alpha_measured": row.get(f"{m}_measured"),
+                        "alpha_stderr": row.get(f"{m}_stderr"),
+                    }
+                    out.writerow({**legacy, **row})
         if self.writer is not None:
             for row in rows:
-                for key in ("alpha", "factor", "lr"):
+                for key in (self.metric, "factor", "lr"):
                     value = row.get(key)
                     if value is not None and math.isfinite(value):
                         self.writer.add_scalar(f"tempbalance/{key}/{row['unit']}", value, row["step"])

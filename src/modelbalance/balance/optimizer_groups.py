@@ -69,9 +69,8 @@ def match_group_units(
         if "unit" in group and group["unit"] != unit:
             raise ValueError(
                 f"optimizer {_label(i, group)} was built for unit {group['unit']!r}, but "
-                f"TempBalance(unit={unit_setting!r}) puts its parameters in {unit or 'no unit'!r}: pass the "
-                f"same "
-                "unit settings (or config) to both"
+                f"TempBalance (unit {unit_setting}) puts its parameters in {unit or 'no unit'!r}: pass the "
+                "same unit settings (or config) to both"
             )
         units.append(unit)
     missing = [

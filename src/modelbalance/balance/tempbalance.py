@@ -27,7 +27,7 @@ import torch.nn as nn
 from .composition import GroupScaler
 from .config import TempBalanceConfig
 from .factors import unit_factors, unit_metrics
-from .history import FIELDS, HistoryWriters, recompute_log_line, shape_driven
+from .history import HistoryWriters, fields, recompute_log_line, record, shape_driven, upgrade_record
 from .measurement import BackgroundRunner, LayerFit, LayerMeasurer, MeasureOutcome
 from .optimizer_groups import match_group_units, unwrap_optimizer, warn_if_inert
 from .param_groups import plan_from_config
@@ -96,7 +96,7 @@ class TempBalance:
     summary_writer : optional
         An object with ``add_scalar(tag, value, step)`` (e.g. a TensorBoard ``SummaryWriter``) to log to.
     **options
-        Config fields given directly, overriding ``config``: ``mapping="sigmoid"``, ``unit="block"``,
+        Config fields given directly, overriding ``config``: ``mapping="sigmoid"``, ``unit="auto"``,
         ``interval=10``, ``metric="alpha_relative"``, ``target="lr"``, ``asynchronous=False``, ...
 
     Attributes
@@ -106,7 +106,10 @@ class TempBalance:
     alphas : dict
         The (smoothed) alpha behind each factor; NaN where none could be fit.
     history : list of dict
-        One record per unit and recompute (``history_frame()`` gives a DataFrame).
+        One record per unit and recompute (``history_frame()`` gives a DataFrame): ``recompute``, ``step``,
+        ``unit``, ``factor``, ``lr``, ..., the metric's value under its own name (e.g. ``alpha_relative``,
+        with ``_measured`` and ``_stderr`` variants), ``metric`` (that name) and ``alpha`` (the same value,
+        whichever metric it is).
     step_count : int
         Optimizer steps taken since construction; the balancer's only clock.
     measurer : LayerMeasurer
@@ -134,12 +137,13 @@ class TempBalance:
             raise ValueError(
                 f"unit={self.config.unit!r} found no balanced units in {type(model).__name__}"
                 + (
-                    " (no blocks detected: pass blocks=<regex> or use unit='layer')"
+                    " (no blocks detected: pass blocks=<regex> or use unit='auto' or 'layer')"
                     if self.config.unit == "block"
-                    else ""
+                    else " (no trainable nn.Linear / conv / spectral-conv weights outside the excluded layers)"
                 )
             )
-        self._group_units = match_group_units(self.model, self.optimizer, self.plan, self.config.unit)
+        unit_setting = repr(self.plan.unit) + (" chosen by 'auto'" if self.plan.requested == "auto" else "")
+        self._group_units = match_group_units(self.model, self.optimizer, self.plan, unit_setting)
         self.measurer = LayerMeasurer(
             self.config.fit_config(),
             metric=self.config.metric,
@@ -149,7 +153,9 @@ class TempBalance:
         self._runner = BackgroundRunner() if self.config.asynchronous else None
         self._measure_device = torch.device("cpu") if self.config.measure_device == "cpu" else None
         self._scaler = GroupScaler(_TARGET_KEYS[self.config.target])
-        self._writers = HistoryWriters(self.config.log_csv, self.config.tensorboard_dir, summary_writer)
+        self._writers = HistoryWriters(
+            self.config.log_csv, self.config.tensorboard_dir, summary_writer, metric=self.config.metric
+        )
 
         self.step_count = 0
         self.num_recomputes = 0
@@ -273,20 +279,21 @@ class TempBalance:
             scale_lr = self.config.target in ("lr", "both")
             scale_wd = self.config.target in ("weight_decay", "both")
             rows.append(
-                {
-                    "recompute": self.num_recomputes - 1,
-                    "step": self.step_count,
-                    "measured_step": outcome.step,
-                    "unit": unit.name,
-                    "family": unit.family,
-                    "alpha": float(value),
-                    "alpha_measured": float(raw),
-                    "alpha_stderr": float(err),
-                    "factor": factor,
-                    "lr": None if lr is None else float(lr) * (factor if scale_lr else 1.0),
-                    "weight_decay": None if wd is None else float(wd) * (factor if scale_wd else 1.0),
-                    "layers_refit": sum(name in refit for name in unit.layers),
-                }
+                record(
+                    self.config.metric,
+                    float(value),
+                    float(raw),
+                    float(err),
+                    recompute=self.num_recomputes - 1,
+                    step=self.step_count,
+                    measured_step=outcome.step,
+                    unit=unit.name,
+                    family=unit.family,
+                    factor=factor,
+                    lr=None if lr is None else float(lr) * (factor if scale_lr else 1.0),
+                    weight_decay=None if wd is None else float(wd) * (factor if scale_wd else 1.0),
+                    layers_refit=sum(name in refit for name in unit.layers),
+                )
             )
         if self.config.keep_history:
             self.history.extend(rows)
@@ -323,10 +330,14 @@ class TempBalance:
         }
 
     def history_frame(self):
-        """``history`` as a pandas DataFrame (one row per unit and recompute)."""
+        """``history`` as a pandas DataFrame (one row per unit and recompute).
+
+        The metric's columns carry its name: ``alpha_relative``, ``alpha_relative_measured`` (before
+        smoothing) and ``alpha_relative_stderr`` with the default metric; ``metric`` names it in every row.
+        """
         import pandas as pd
 
-        return pd.DataFrame(self.history, columns=list(FIELDS))
+        return pd.DataFrame(self.history, columns=list(fields(self.config.metric)))
 
     def state_dict(self) -> dict:
         """The balancer's own state (no model, no optimizer), like a torch lr scheduler's ``state_dict``.
@@ -385,7 +396,8 @@ class TempBalance:
         self._first_factors = None if state["first_factors"] is None else dict(state["first_factors"])
         self._warned_nan = set(state["warned_nan"])
         self._shape_logged = bool(state["shape_logged"])
-        self.history = [dict(row) for row in state["history"]]
+        # States saved before metric names stored the metric as "alpha", "alpha_measured", "alpha_stderr".
+        self.history = [upgrade_record(row, self.config.metric) for row in state["history"]]
 
     def remove(self) -> None:
         """Detach from the optimizer (remove the hooks) and stop the background worker."""
@@ -399,6 +411,6 @@ class TempBalance:
 
     def __repr__(self) -> str:
         return (
-            f"TempBalance(units={len(self.plan.units)}, unit={self.config.unit!r}, "
+            f"TempBalance(units={len(self.plan.units)}, unit={self.plan.unit!r}, "
             f"mapping={self.config.mapping!r}, metric={self.config.metric!r}, step_count={self.step_count})"
         )

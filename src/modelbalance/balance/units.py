@@ -10,13 +10,15 @@ Example
 (['0', '2', '3'], '0')
 
 A unit is one layer (``unit="layer"`` and ``"type"``) or one block (``unit="block"``; see
-:mod:`modelbalance.balance.blocks`). Units that share a parameter (the query/key/value parts of
-``nn.MultiheadAttention``, tied weights) are merged. Every parameter of the model is assigned to a unit or to
-None (not balanced, factor 1):
+:mod:`modelbalance.balance.blocks`). ``unit="auto"`` (the default) is "block" when blocks are detected (or the
+``blocks=`` rule finds some) and they give balanced units, "layer" otherwise (an MLP, a plain CNN), and logs
+which one it chose and why (logger ``modelbalance.balance``, level INFO). Units that share a parameter (the
+query/key/value parts of ``nn.MultiheadAttention``, tied weights) are merged. Every parameter of the model is
+assigned to a unit or to None (not balanced, factor 1):
 
 1. parameters behind a balanced layer's matrices, and the other parameters of that layer's module (its bias);
-2. with ``unit="block"``: everything else inside the block (LayerNorms, biases of unmeasured modules);
-3. with ``unit="layer"``/``"type"`` and ``attach_norms``: a normalisation module follows the measured layer
+2. with block units: everything else inside the block (LayerNorms, biases of unmeasured modules);
+3. with layer units (``"layer"``, ``"type"``) and ``attach_norms``: a normalisation module follows the measured layer
    that precedes it under the same parent module (BatchNorm after its conv);
 4. everything else (embeddings, heads, excluded layers, spectral convolutions when ``spectral_conv=False``,
    norms outside blocks): None.
@@ -24,6 +26,7 @@ None (not balanced, factor 1):
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +38,8 @@ from .blocks import BlockIndex
 from .config import DEFAULT_HEAD_PATTERNS, UNITS
 
 __all__ = ["Unit", "UnitPlan", "plan_units"]
+
+logger = logging.getLogger("modelbalance.balance")
 
 
 @dataclass(frozen=True)
@@ -55,13 +60,19 @@ class Unit:
 
 @dataclass
 class UnitPlan:
-    """Result of :func:`plan_units`: units in model order, the balanced layers, and every parameter's unit."""
+    """Result of :func:`plan_units`: units in model order, the balanced layers, and every parameter's unit.
+
+    ``unit`` is the unit actually used ("block" or "layer" when "auto" was asked for); ``reason`` says why
+    "auto" chose it ("" otherwise).
+    """
 
     unit: str
     units: dict[str, Unit]
     layers: list  # spectral LayerWeight records of the balanced layers, in model order
     param_units: dict[str, str | None]  # canonical parameter name -> unit name or None
     excluded_layers: list[str] = field(default_factory=list)
+    requested: str = ""  # the unit setting asked for ("auto", or the same as unit)
+    reason: str = ""
 
     def layers_by_name(self) -> dict:
         return {layer.name: layer for layer in self.layers}
@@ -108,7 +119,7 @@ def _is_norm(module: nn.Module) -> bool:
 def plan_units(
     model: nn.Module,
     *,
-    unit: str = "block",
+    unit: str = "auto",
     blocks: str | Callable[[str], str | None] | None = None,
     exclude: Sequence[str] = DEFAULT_HEAD_PATTERNS,
     exclude_first_last: bool = False,
@@ -125,6 +136,56 @@ def plan_units(
     """
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; choose from {UNITS}")
+    options = dict(
+        blocks=blocks,
+        exclude=exclude,
+        exclude_first_last=exclude_first_last,
+        attach_norms=attach_norms,
+        balance_outside_blocks=balance_outside_blocks,
+        lora=lora,
+        spectral_conv=spectral_conv,
+        layers=layers,
+    )
+    if unit != "auto":
+        plan = _plan(model, unit=unit, **options)
+        plan.requested = unit
+        return plan
+    plan = _plan(model, unit="block", **options)
+    if plan.units:
+        names = list(plan.units)
+        shown = ", ".join(names) if len(names) <= 3 else f"{names[0]}, {names[1]}, ..., {names[-1]}"
+        how = "found by blocks=" if blocks is not None else "detected"
+        plan.reason = (
+            f"{len(names)} block(s) {how} ({shown}), holding {len(plan.layers)} balanced layer(s): one "
+            f"factor per block"
+        )
+    else:
+        plan = _plan(model, unit="layer", **options)
+        if blocks is not None:
+            plan.reason = f"blocks={blocks!r} matched no balanced layer: one factor per layer"
+        else:
+            plan.reason = (
+                f"no repeated blocks (transformer layers, ResNet stages, FNO blocks) detected in "
+                f"{type(model).__name__}: one factor per layer ({len(plan.units)} unit(s))"
+            )
+    plan.requested = "auto"
+    logger.info("unit='auto' chose unit=%r: %s", plan.unit, plan.reason)
+    return plan
+
+
+def _plan(
+    model: nn.Module,
+    *,
+    unit: str,
+    blocks,
+    exclude: Sequence[str],
+    exclude_first_last: bool,
+    attach_norms: bool,
+    balance_outside_blocks: bool,
+    lora: str,
+    spectral_conv: bool,
+    layers: list | None,
+) -> UnitPlan:
     withheld: set[str] = set()
     if layers is None:
         from ..spectral import extract_layers

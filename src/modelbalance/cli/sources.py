@@ -3,8 +3,10 @@
 SOURCE is one of:
 - ``package.module:factory`` (or ``path/to/file.py:factory``): the factory is called with no arguments and must
   return an ``nn.Module`` (a module object itself is accepted too);
-- a ``.pt`` / ``.pth`` / ``.bin`` file holding a state dict (loaded with ``weights_only=True``), or a
-  ``.safetensors`` file;
+- a ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` file holding a state dict (loaded with safe unpickling:
+  tensors and plain containers only), or a ``.safetensors`` file. The format is read from the file's first
+  bytes, not its name: a file that is neither says so, and a checkpoint holding other Python objects is
+  refused with how to export a plain state dict instead;
 - a local folder with a Hugging Face ``config.json`` (loaded with transformers' ``AutoModel``, offline), or a
   folder holding a PEFT adapter (``adapter_config.json``, base model loaded through peft);
 - otherwise a Hugging Face model id, fetched through transformers (needs internet or a warm cache).
@@ -15,7 +17,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import pickle
+import re
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,16 +74,85 @@ def _factory(spec: str) -> Source:
     return Source(spec, model=model)
 
 
+_EXPORT_HINT = (
+    "export a plain state dict where the model is built, e.g. torch.save(model.state_dict(), 'weights.pt') "
+    "or safetensors.torch.save_file(model.state_dict(), 'weights.safetensors'), and analyse that"
+)
+
+
+def checkpoint_format(path: Path) -> str:
+    """``"torch"`` (a ``torch.save`` zip archive or legacy file), ``"safetensors"``, or what the file is instead.
+
+    Decided from the first bytes, whatever the file's name: an empty file, a zip archive without ``data.pkl``
+    (not written by ``torch.save``), a truncated or damaged zip archive, a plain Python pickle, a text file.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if size == 0:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04") or zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return "a truncated or damaged zip archive"
+        if any(name.rpartition("/")[2] == "data.pkl" for name in names):
+            return "torch"
+        return "a zip archive that torch.save did not write (no data.pkl)"
+    if head[:4] == b"\x80\x02\x8a\x0a":  # pickle protocol 2, then the 10-byte magic number of torch.save
+        return "torch"
+    if len(head) > 8 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8:
+        return "safetensors"  # 8-byte little-endian header length, then the JSON header
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle that torch.save did not write"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "unrecognised binary data"
+    return (
+        "a text file"
+        if all(c.isprintable() or c in "\t\r\n" for c in head.decode("utf-8"))
+        else ("unrecognised binary data")
+    )
+
+
 def _state_dict_file(path: Path) -> Source:
     try:
-        if path.suffix == ".safetensors":
+        kind = checkpoint_format(path)
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or first_line(err)}") from None
+    if kind not in ("torch", "safetensors"):
+        if "truncated" in kind:  # most likely an interrupted download or copy of a torch.save file
+            raise UsageError(
+                f"cannot read {path}: {kind}, not a readable PyTorch checkpoint (incomplete download?)"
+            )
+        raise UsageError(f"cannot read {path}: {kind}, not a PyTorch or safetensors checkpoint")
+    try:
+        if kind == "safetensors":
             from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+    except pickle.UnpicklingError as err:
+        # Safe unpickling refused something. Never relay torch's advice to load the file unsafely.
+        objects = sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(err))))
+        what = (
+            f"holds non-tensor Python objects ({', '.join(objects[:4])}) that safe loading refuses"
+            if objects
+            else "holds content that safe loading refuses (non-tensor Python objects, or damage)"
+        )
+        raise UsageError(f"cannot read {path}: this PyTorch checkpoint {what}; {_EXPORT_HINT}") from None
+    except OSError as err:
         raise UsageError(f"cannot read {path}: {type(err).__name__}: {first_line(err, 200)}") from None
+    except Exception as err:
+        detail = first_line(err, 200)
+        detail = "" if "weights_only" in detail else f": {detail}"
+        label = "PyTorch" if kind == "torch" else "safetensors"
+        raise UsageError(
+            f"cannot read {path}: damaged or truncated {label} checkpoint ({type(err).__name__}{detail})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]  # Lightning-style checkpoints
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):

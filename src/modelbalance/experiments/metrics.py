@@ -8,6 +8,7 @@ Usage::
     pred, target = torch.randn(8, 1, 64), torch.randn(8, 1, 64)   # (batch, channels, *grid)
     score = nrmse(pred, target)                                    # float
     per_sample = relative_l2(pred, target, reduction="none")       # tensor (8,)
+    series = nrmse_per_step(torch.randn(8, 3, 11, 64), torch.randn(8, 3, 11, 64))   # (3, 11)
 
 Both take tensors of shape ``(batch, channels, *grid)`` (at least one grid axis) on any device and compute in
 at least float32. ``reduction="none"`` keeps the autograd graph, so ``relative_l2(p, y, "none").mean()`` can
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["nrmse", "relative_l2"]
+__all__ = ["nrmse", "nrmse_per_step", "relative_l2"]
 
 
 def nrmse(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> float | torch.Tensor:
@@ -40,6 +41,32 @@ def nrmse(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> 
     norm = target.pow(2).mean(dim=space).sqrt()
     per_sample = (err / norm).mean(dim=1)
     return _reduce(per_sample, reduction)
+
+
+def nrmse_per_step(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PDEBench's nRMSE of time series before its final average: a (channels, time) tensor.
+
+    Usage: ``table = nrmse_per_step(pred, target)`` for ``(batch, channels, time, *grid)`` tensors (the
+    rolled-out steps only: leave the given initial steps out); ``float(table.mean())`` is PDEBench's nRMSE
+    (``metric_func`` in its ``metrics.py``), ``table.mean(dim=1)`` the per-channel nRMSE, ``table[:, -1]`` the
+    error at the last time.
+
+    For each sample ``b``, channel ``c`` and time ``t``::
+
+        e[b, c, t] = sqrt(mean_x (pred - target)^2) / sqrt(mean_x target^2)
+
+    (means over the grid at that time), averaged over the batch. Unlike :func:`nrmse`, which pools every
+    axis after the channel, time is kept apart, so an error that grows along a rollout is weighted by step.
+    """
+    pred, target = _check_pair(pred, target, "nrmse_per_step")
+    if pred.ndim < 4:
+        raise ValueError(
+            f"nrmse_per_step: expected (batch, channels, time, *grid) tensors, got shape {tuple(pred.shape)}"
+        )
+    space = tuple(range(3, pred.ndim))
+    err = (pred - target).pow(2).mean(dim=space).sqrt()
+    norm = target.pow(2).mean(dim=space).sqrt()
+    return (err / norm).mean(dim=0)
 
 
 def relative_l2(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> float | torch.Tensor:

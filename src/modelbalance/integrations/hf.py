@@ -22,8 +22,9 @@ is found from ``TempBalanceTrainer.train(resume_from_checkpoint=...)``, else ``a
 else ``<output_dir>/checkpoint-<global_step>``.
 
 Logging. After each recompute the next log line carries ``tempbalance/factor/<unit>`` and
-``tempbalance/alpha/<unit>`` (unit names without their common prefix, e.g. ``layer.3``), or only their min /
-mean / max with ``log="summary"``. :class:`TempBalanceTrainer` adds them before the reporting integrations see
+``tempbalance/<metric>/<unit>`` (the metric by its own name, e.g. ``tempbalance/alpha_relative/layer.3`` with
+the default metric; unit names without their common prefix), or only their min / mean / max with
+``log="summary"``. :class:`TempBalanceTrainer` adds them before the reporting integrations see
 the logs (TensorBoard, W&B, ...); a bare callback can only add them for the callbacks after it and to
 ``state.log_history``.
 

@@ -61,7 +61,9 @@ class TempBalanceCallback(pl.Callback):
     distributed : True, False or "auto"
         Split the measurement across ranks ("auto": when several are running).
     log : {"units", "summary", None}
-        Log factors and alphas with ``pl_module.log_dict`` after each recompute (to the Trainer's loggers).
+        Log factors and metric values (``tempbalance/factor/<unit>``, ``tempbalance/<metric>/<unit>``, e.g.
+        ``tempbalance/alpha_relative/layer.3``) with ``pl_module.log_dict`` after each recompute (to the
+        Trainer's loggers).
 
     Attributes
     ----------

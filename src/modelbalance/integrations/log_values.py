@@ -1,4 +1,7 @@
-"""Flat scalars for a trainer's logs: the balancer's factors and alphas under short unit names.
+"""Flat scalars for a trainer's logs: the balancer's factors and metric values under short unit names.
+
+The metric keeps its own name: ``tempbalance/alpha_relative/layer.3`` with the default metric,
+``tempbalance/alpha/layer.3`` with ``metric="alpha"``.
 
 Example
 -------
@@ -38,7 +41,11 @@ def short_unit_names(names) -> dict[str, str]:
 def balancer_log_values(
     tb: TempBalance, mode: str | None = "units", prefix: str = "tempbalance/"
 ) -> dict[str, float]:
-    """The balancer's current factors and alphas as flat scalars for a trainer's logs (NaN alphas left out).
+    """The balancer's current factors and metric values as flat scalars for a trainer's logs (NaN left out).
+
+    ``mode="units"``: ``<prefix>factor/<unit>`` and ``<prefix><metric>/<unit>``; ``"summary"``:
+    ``factor_min``, ``factor_max``, ``<metric>_min``, ``<metric>_mean``, ``<metric>_max``; both with
+    ``<prefix>recomputes``. ``<metric>`` is the balancer's ``config.metric`` (``alpha_relative`` by default).
 
     >>> import torch, torch.nn as nn, modelbalance.balance as modelbalance
     >>> net = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 16))
@@ -52,6 +59,7 @@ def balancer_log_values(
     if mode is None:
         return {}
     out: dict[str, float] = {f"{prefix}recomputes": float(tb.num_recomputes)}
+    metric = tb.config.metric
     if mode == "summary":
         factors = list(tb.factors.values())
         alphas = [a for a in tb.alphas.values() if math.isfinite(a)]
@@ -59,9 +67,9 @@ def balancer_log_values(
         if alphas:
             out.update(
                 {
-                    f"{prefix}alpha_min": min(alphas),
-                    f"{prefix}alpha_mean": sum(alphas) / len(alphas),
-                    f"{prefix}alpha_max": max(alphas),
+                    f"{prefix}{metric}_min": min(alphas),
+                    f"{prefix}{metric}_mean": sum(alphas) / len(alphas),
+                    f"{prefix}{metric}_max": max(alphas),
                 }
             )
         return out
@@ -70,5 +78,5 @@ def balancer_log_values(
         out[f"{prefix}factor/{short[unit]}"] = float(factor)
     for unit, alpha in tb.alphas.items():
         if math.isfinite(alpha):
-            out[f"{prefix}alpha/{short[unit]}"] = float(alpha)
+            out[f"{prefix}{metric}/{short[unit]}"] = float(alpha)
     return out

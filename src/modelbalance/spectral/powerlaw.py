@@ -16,6 +16,17 @@ For a sorted spectrum lambda_0 <= ... <= lambda_{N-1} and a tail starting at ind
 
 and the fit quality is the Kolmogorov-Smirnov distance between the tail's empirical CDF and the fitted
 ``1 - (x / xmin)^(1 - alpha)``. All arithmetic is float64.
+
+``xmin="ks"`` is the scan of Clauset, Shalizi & Newman (2009) on any positive data, ties included: the candidates
+are the distinct values, the tail of xmin = x is every value >= x, and the distance is computed exactly
+(:mod:`modelbalance.spectral.ks`) in about m * sqrt(n) steps for m distinct values. Differences from
+``powerlaw.Fit(data, discrete=False)``, all deliberate:
+- the KS distance is the supremum of |ECDF - CDF| (both sides of each ECDF step); powerlaw compares the CDF with
+  the ECDF just below each distinct value only. ``ks_steps="lower"`` does the same and then picks the same xmin;
+- candidates must leave ``min_tail`` (10) values in the tail; powerlaw tries every distinct value but the two
+  largest;
+- alpha is the closed-form maximum-likelihood (Hill) estimate, unconstrained; powerlaw fits numerically when it
+  lies outside (1.5, 3] and by default discards candidates whose alpha is not in (0, 3) (``parameter_ranges``).
 """
 
 from __future__ import annotations
@@ -27,10 +38,9 @@ from typing import Literal
 
 import numpy as np
 
-XminRule = Literal["fixed", "peak", "ks"]
+from .ks import KsSteps, Steps, scan, tail_distance
 
-# Chunk size of the vectorised KS scan: candidates x tail points per block, bounds memory at ~32 MB.
-_KS_BLOCK_ELEMENTS = 4_000_000
+XminRule = Literal["fixed", "peak", "ks"]
 
 
 @dataclass(frozen=True)
@@ -38,13 +48,16 @@ class FitConfig:
     """How to choose the tail: ``xmin`` is "fixed" (index floor(N / xmin_pos)), "peak", "ks" or a number.
 
     ``xmin_pos=2`` puts xmin at the median (NeurIPS TempBalance, the PDE runs); the EMNLP GLUE runs used 1.5
-    (tail = top third). ``min_tail`` is the smallest tail the KS and peak scans consider.
+    (tail = top third). ``min_tail`` is the smallest tail the KS and peak scans consider. ``ks_steps`` is the
+    KS distance: "both" (default) the supremum of |ECDF - CDF| over both sides of each ECDF step, "lower" the
+    ECDF just below each distinct value only (Clauset et al.'s code, the ``powerlaw`` package).
     """
 
     xmin: XminRule | float = "fixed"
     xmin_pos: float = 2.0
     min_tail: int = 10
     peak_bins: int = 100
+    ks_steps: KsSteps = "both"
 
     def __post_init__(self):
         if isinstance(self.xmin, str):
@@ -67,9 +80,14 @@ class FitConfig:
             raise ValueError(f"min_tail must be at least 2, got {self.min_tail}")
         if self.peak_bins < 2:
             raise ValueError(f"peak_bins must be at least 2, got {self.peak_bins}")
+        if self.ks_steps not in ("both", "lower"):
+            raise ValueError(f"ks_steps must be 'both' or 'lower', got {self.ks_steps!r}")
 
     def key(self) -> tuple:
-        return (self.xmin, float(self.xmin_pos), self.min_tail, self.peak_bins)
+        """The settings as a tuple, ``FitConfig(*key)`` rebuilds them (the default ks_steps is left out, so
+        keys, and the null-reference cache on disk, are the same as before that field existed)."""
+        key = (self.xmin, float(self.xmin_pos), self.min_tail, self.peak_bins)
+        return key if self.ks_steps == "both" else (*key, self.ks_steps)
 
 
 @dataclass(frozen=True)
@@ -112,45 +130,6 @@ def hill_alpha(tail_sum_log: np.ndarray, num_tail: np.ndarray) -> np.ndarray:
         return 1.0 + num_tail / tail_sum_log
 
 
-def _ks_distances(log_eigs: np.ndarray, starts: np.ndarray, alphas: np.ndarray) -> np.ndarray:
-    """Two-sided KS distance of each candidate tail (start index) against its fitted power law.
-
-    Vectorised over candidates in blocks; each block is a (candidates x N) masked array operation.
-    """
-    n = log_eigs.size
-    out = np.empty(starts.size)
-    positions = np.arange(n)
-    block = max(1, _KS_BLOCK_ELEMENTS // max(n, 1))
-    for lo in range(0, starts.size, block):
-        s = starts[lo : lo + block, None]  # (c, 1)
-        a = alphas[lo : lo + block, None]
-        k = n - s
-        p = positions[None, :] - s  # position within the tail, negative = not in tail
-        in_tail = p >= 0
-        with np.errstate(over="ignore", invalid="ignore"):
-            log_ratio = log_eigs[None, :] - log_eigs[s[:, 0], None]
-            model_cdf = -np.expm1((1.0 - a) * log_ratio)  # 1 - (x/xmin)^(1-alpha), accurate near 0
-        upper = (p + 1) / k - model_cdf
-        lower = model_cdf - p / k
-        dist = np.where(in_tail, np.maximum(upper, lower), -np.inf)
-        out[lo : lo + block] = dist.max(axis=1)
-    return out
-
-
-def _scan(log_eigs: np.ndarray, suffix: np.ndarray, starts: np.ndarray):
-    n = log_eigs.size
-    k = n - starts
-    sums = suffix[starts] - k * log_eigs[starts]
-    alphas = hill_alpha(sums, k)
-    finite = np.isfinite(alphas) & (sums > 0)
-    starts, alphas = starts[finite], alphas[finite]
-    if starts.size == 0:
-        return None
-    ks = _ks_distances(log_eigs, starts, alphas)
-    best = int(np.argmin(ks))
-    return int(starts[best])
-
-
 def fit_power_law(
     eigenvalues,
     xmin: XminRule | float = "fixed",
@@ -158,6 +137,7 @@ def fit_power_law(
     xmin_pos: float = 2.0,
     min_tail: int = 10,
     peak_bins: int = 100,
+    ks_steps: KsSteps = "both",
     config: FitConfig | None = None,
 ) -> PowerLawFit:
     """Fit a power law to the upper tail of ``eigenvalues`` (any order; zeros are ignored).
@@ -165,16 +145,21 @@ def fit_power_law(
     Parameters
     ----------
     eigenvalues : array-like or torch.Tensor
-        Non-negative eigenvalues (squared singular values). Zeros (a rank-deficient matrix) are dropped first.
+        Non-negative eigenvalues (squared singular values), or any positive data. Zeros (a rank-deficient
+        matrix) are dropped first.
     xmin : "fixed", "peak", "ks" or float
         "fixed": tail starts at index floor(N / xmin_pos) of the sorted spectrum (the papers' choice).
-        "ks": Clauset-Shalizi-Newman, the candidate xmin (every eigenvalue) with the smallest KS distance.
+        "ks": Clauset-Shalizi-Newman, the candidate xmin (every distinct value, its tail every value >= it)
+        with the smallest KS distance; the first such value on a tie.
         "peak": the KS scan restricted to [0.95, 1.5] x the mode of a log-spaced histogram (a window that is the
         same width in log scale wherever the peak is). A float: the tail is every eigenvalue >= xmin.
     xmin_pos : float
         Position divisor for "fixed": 2 = median, 1.5 = top third.
     min_tail : int
-        Smallest tail the "ks" and "peak" scans consider.
+        Smallest tail (number of values >= xmin) the "ks" and "peak" scans consider.
+    ks_steps : "both" or "lower"
+        The KS distance: "both", the supremum of |ECDF - CDF| (both sides of each ECDF step); "lower", the ECDF
+        just below each distinct value only, as ``powerlaw.Fit`` computes it.
     config : FitConfig, optional
         Overrides the keyword arguments above.
 
@@ -184,7 +169,9 @@ def fit_power_law(
         ``alpha`` is NaN, with ``status`` saying why, when fewer than two eigenvalues are positive or the tail is
         flat (all equal).
     """
-    cfg = config or FitConfig(xmin=xmin, xmin_pos=xmin_pos, min_tail=min_tail, peak_bins=peak_bins)
+    cfg = config or FitConfig(
+        xmin=xmin, xmin_pos=xmin_pos, min_tail=min_tail, peak_bins=peak_bins, ks_steps=ks_steps
+    )
     eigs = _prepare(eigenvalues)
     total = eigs.size
     # The fixed position counts every eigenvalue, zeros included (as the papers do), so that round-off zeros of
@@ -209,47 +196,62 @@ def fit_power_law(
             )
         start = min(start, n - 2)
     elif isinstance(cfg.xmin, str):
-        last = n - min(cfg.min_tail, n - 1)  # candidates leave at least min_tail points (or 2)
-        last = max(last, 1)
-        candidates = np.arange(0, last)
+        steps = Steps.of(eigs, log_eigs)
+        # Candidates: each distinct value but the largest (a tail needs spread) that leaves at least min_tail
+        # values in its tail (or n - 1 when there are fewer); the smallest value always qualifies.
+        last_start = n - min(cfg.min_tail, n - 1)  # first_index ascends: the candidates are a prefix
+        count = int(np.searchsorted(steps.first_index, last_start, side="right"))
+        candidates = np.arange(max(1, min(count, steps.size - 1)))
         if cfg.xmin == "peak":
-            candidates = _peak_window(log_eigs, candidates, cfg.peak_bins)
-        start = _scan(log_eigs, suffix, candidates)
-        if start is None:
+            candidates = _peak_window(log_eigs, steps.log_values, candidates, cfg.peak_bins)
+        distances, alphas = scan(steps, candidates, suffix_log=suffix, ks_steps=cfg.ks_steps)
+        if not np.isfinite(alphas).any():
             return _failed("degenerate spectrum: no candidate tail has spread", total)
+        best = int(np.argmin(distances))  # the first (smallest xmin) on a tie
+        start = int(steps.first_index[candidates[best]])
+        return _finish(
+            eigs, log_eigs, suffix, start, total, cfg.ks_steps, alpha=alphas[best], ks=distances[best]
+        )
     else:
         start = int(np.searchsorted(eigs, float(cfg.xmin), side="left"))
         if n - start < 2:
             return _failed(f"fewer than 2 eigenvalues >= xmin={cfg.xmin:g}", total)
-        return _finish(eigs, log_eigs, suffix, start, total, xmin_value=float(cfg.xmin))
-    return _finish(eigs, log_eigs, suffix, start, total)
+        return _finish(eigs, log_eigs, suffix, start, total, cfg.ks_steps, xmin_value=float(cfg.xmin))
+    return _finish(eigs, log_eigs, suffix, start, total, cfg.ks_steps)
 
 
-def _peak_window(log_eigs: np.ndarray, candidates: np.ndarray, bins: int) -> np.ndarray:
+def _peak_window(
+    log_eigs: np.ndarray, log_values: np.ndarray, candidates: np.ndarray, bins: int
+) -> np.ndarray:
+    """The candidates (distinct indices into ``log_values``) in the log window around the histogram's mode."""
     counts, edges = np.histogram(log_eigs, bins=bins)
     peak = int(np.argmax(counts))
     centre = 0.5 * (edges[peak] + edges[peak + 1])
     lo, hi = centre + math.log(0.95), centre + math.log(1.5)
-    inside = candidates[(log_eigs[candidates] >= lo) & (log_eigs[candidates] <= hi)]
+    logs = log_values[candidates]
+    inside = candidates[(logs >= lo) & (logs <= hi)]
     if inside.size:
         return inside
-    nearest = candidates[np.argmin(np.abs(log_eigs[candidates] - centre))]
-    return np.array([nearest])
+    return candidates[[int(np.argmin(np.abs(logs - centre)))]]
 
 
-def _finish(eigs, log_eigs, suffix, start, total, xmin_value: float | None = None) -> PowerLawFit:
+def _finish(
+    eigs, log_eigs, suffix, start, total, ks_steps: KsSteps, xmin_value=None, alpha=None, ks=None
+) -> PowerLawFit:
+    """The fit with its tail from sorted index ``start``; ``alpha`` and ``ks`` when a scan computed them."""
     n = eigs.size
     k = n - start
     xmin = eigs[start] if xmin_value is None else xmin_value
-    log_xmin = math.log(xmin)
-    tail_sum = float(suffix[start] - k * log_xmin)
-    if not tail_sum > 0:
-        return _failed("degenerate tail: all tail eigenvalues equal", total)
-    alpha = 1.0 + k / tail_sum
-    if xmin_value is None:
-        ks = float(_ks_distances(log_eigs, np.array([start]), np.array([alpha]))[0])
-    else:
-        ks = _ks_fixed_value(log_eigs[start:], log_xmin, alpha)
+    if alpha is None:
+        log_xmin = math.log(xmin)
+        tail_sum = float(suffix[start] - k * log_xmin)
+        if not tail_sum > 0:
+            return _failed("degenerate tail: all tail eigenvalues equal", total)
+        alpha = 1.0 + k / tail_sum
+        if xmin_value is None:
+            log_xmin = float(log_eigs[start])
+        ks = tail_distance(eigs[start:], log_xmin, alpha, ks_steps)
+    alpha, ks = float(alpha), float(ks)
     return PowerLawFit(
         alpha=alpha,
         xmin=float(xmin),
@@ -259,10 +261,3 @@ def _finish(eigs, log_eigs, suffix, start, total, xmin_value: float | None = Non
         ks_distance=ks,
         alpha_stderr=(alpha - 1.0) / math.sqrt(k),
     )
-
-
-def _ks_fixed_value(log_tail: np.ndarray, log_xmin: float, alpha: float) -> float:
-    k = log_tail.size
-    p = np.arange(k)
-    model = -np.expm1((1.0 - alpha) * (log_tail - log_xmin))
-    return float(np.max(np.maximum((p + 1) / k - model, model - p / k)))

@@ -22,6 +22,10 @@ task                      input                              target
 1D grids are ``x_j = j / resolution`` on the periodic interval [0, 1); the Darcy grid is ``resolution x
 resolution`` nodes of the unit square including the boundary (see :mod:`.darcy`).
 
+Trajectory tasks (:data:`TRAJECTORY_TASKS`) return one float32 array ``(N, channels, n_times, *grid)``
+instead of pairs: ``"cfd1d"``, 1D compressible Navier-Stokes (density, velocity, pressure) on PDEBench's
+periodic domain [-1, 1) of ``resolution`` cells (see :func:`generate_cfd1d` and :mod:`.cfd1d`).
+
 Caching: each call's parameters (everything except ``cache_dir``, ``use_cache`` and ``progress``), the task
 name and a per-task format version are hashed into a key; the arrays live in ``<cache_dir>/<task>-<key>.npz``.
 The cache directory is the ``cache_dir`` argument if given, else ``$MODELBALANCE_CACHE/pde`` if that
@@ -67,6 +71,8 @@ __all__ = [
     "generate_advection",
     "generate_reaction_diffusion",
     "generate_darcy",
+    "generate_cfd1d",
+    "TRAJECTORY_TASKS",
     "default_cache_dir",
     "cache_path",
     "subsample_indices",
@@ -74,9 +80,10 @@ __all__ = [
 
 # Bump a task's version whenever its generator changes the numbers it produces, so old cache files are not
 # reused.
-_FORMAT_VERSIONS = {"burgers": 1, "advection": 1, "reaction_diffusion": 1, "darcy": 1}
+_FORMAT_VERSIONS = {"burgers": 1, "advection": 1, "reaction_diffusion": 1, "darcy": 1, "cfd1d": 1}
 _CHUNK_1D = 256  # samples per solver call: large enough to vectorise, small enough for a lively progress bar
 _CHUNK_2D = 50
+_CHUNK_CFD = 64
 # Spectral-tail thresholds (relative to the initial condition's largest mode) for the 1D spectral solvers: the
 # automatic solver grid must reach PILOT_TAIL on the steepest samples; above WARN_TAIL the stored float32 data
 # would carry visible truncation error.
@@ -324,19 +331,155 @@ def generate_darcy(
     return _cached("darcy", params, build, cache_dir, use_cache, progress)
 
 
-TASKS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+def generate_cfd1d(
+    n_samples: int,
+    *,
+    resolution: int = 128,
+    n_times: int = 21,
+    t_final: float = 1.0,
+    eta: float = 0.1,
+    zeta: float = 0.1,
+    gamma: float = 5.0 / 3.0,
+    x_left: float = -1.0,
+    length: float = 2.0,
+    boundary: str = "periodic",
+    density_range: tuple[float, float] = (1.0, 10.0),
+    pressure_range: tuple[float, float] = (10.0, 100.0),
+    max_wavenumber: int = 3,
+    cfl: float = 0.4,
+    viscous_cfl: float = 0.8,
+    limiter: str = "vanleer",
+    viscosity: str = "kinematic",
+    time_stepper: str = "rk2",
+    solver_resolution: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool | None = None,
+) -> np.ndarray:
+    """1D compressible Navier-Stokes trajectories (PDEBench's 1D CFD "Rand"): float32 (N, 3, n_times, resolution).
+
+    Usage: ``traj = generate_cfd1d(64, resolution=128, n_times=21)``; channels are density, velocity and
+    pressure, ``traj[:, :, k]`` is the state at ``t = k * t_final / (n_times - 1)``.
+
+    Initial conditions: :func:`~modelbalance.experiments.pde.cfd1d.rand_initial_conditions` (PDEBench's random
+    sine sums; densities from ``density_range``, pressures from ``pressure_range``, velocities up to about 3);
+    solver: :func:`~modelbalance.experiments.pde.cfd1d.solve_cfd1d` (HLLC + MUSCL, SSP-RK, per-sample time
+    steps; ``cfl``, ``viscous_cfl``, ``limiter``, ``viscosity``, ``time_stepper`` go to it).
+
+    Size: PDEBench stores 1024 cells and 101 times on t in [0, 1] over x in [-1, 1]; its FNO/UNet configuration
+    for 1D CFD trains on every 8th cell and every 5th time (128 x 21), which are these defaults. The data are
+    solved directly at ``resolution`` unless ``solver_resolution`` (a multiple of it) asks for a finer solve,
+    then cell-averaged down (conservative variables). At the defaults (eta = zeta = 0.1) a sample costs about
+    0.4 s on one core (eta = zeta = 0.01: about 0.1 s; the viscous step limit dominates at 0.1). Discretisation
+    error at the defaults, measured against a 512-cell solve averaged down (nRMSE over the 20 later times):
+    density 1.1% (contacts are only smeared numerically: no heat conduction), velocity 0.2%, pressure 0.03%;
+    at eta = zeta = 0.01: 1.4%, 3.7%, 0.4%.
+
+    Raises ValueError for unphysical parameters (a non-positive lower end of ``density_range`` or
+    ``pressure_range``, ``cfl`` outside (0, 1], negative viscosity) and
+    :class:`~modelbalance.experiments.pde.cfd1d.CFDSolverError` (naming the sample and time step) when a
+    solution turns non-finite or non-positive; nothing is cached then.
+    """
+    from .cfd1d import BOUNDARIES, LIMITERS, TIME_STEPPERS, VISCOSITY_MODELS
+
+    params = {
+        "n_samples": _positive_int("n_samples", n_samples),
+        "resolution": _positive_int("resolution", resolution),
+        "n_times": _positive_int("n_times", n_times),
+        "t_final": _nonnegative_float("t_final", t_final),
+        "eta": _finite_float("eta", eta),
+        "zeta": _finite_float("zeta", zeta),
+        "gamma": _finite_float("gamma", gamma),
+        "x_left": _finite_float("x_left", x_left),
+        "length": _positive_float("length", length),
+        "boundary": boundary,
+        "density_range": _positive_range("density_range", density_range),
+        "pressure_range": _positive_range("pressure_range", pressure_range),
+        "max_wavenumber": _positive_int("max_wavenumber", max_wavenumber),
+        "cfl": _finite_float("cfl", cfl),
+        "viscous_cfl": _finite_float("viscous_cfl", viscous_cfl),
+        "limiter": limiter,
+        "viscosity": viscosity,
+        "time_stepper": time_stepper,
+        "solver_resolution": None if solver_resolution is None else _positive_int(
+            "solver_resolution", solver_resolution
+        ),
+        "seed": int(seed),
+    }
+    p = params
+    for name, value in (("eta", eta), ("zeta", zeta)):
+        if value < 0:
+            raise ValueError(f"cfd1d: viscosity {name} must be >= 0, got {value}")
+    for name, value in (("cfl", cfl), ("viscous_cfl", viscous_cfl)):
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"cfd1d: {name} must lie in (0, 1], got {value}")
+    if p["gamma"] <= 1.0:
+        raise ValueError(f"cfd1d: gamma must be > 1, got {gamma}")
+    for name, value, known in (("boundary", boundary, BOUNDARIES), ("limiter", limiter, LIMITERS),
+                               ("viscosity", viscosity, VISCOSITY_MODELS),
+                               ("time_stepper", time_stepper, TIME_STEPPERS)):
+        if value not in known:
+            raise ValueError(f"cfd1d: unknown {name} {value!r}; known: {', '.join(known)}")
+    if p["resolution"] < 4:
+        raise ValueError(f"cfd1d: resolution must be >= 4, got {resolution}")
+    n_solve = p["solver_resolution"] or p["resolution"]
+    if n_solve % p["resolution"]:
+        raise ValueError(f"cfd1d: solver_resolution {n_solve} must be a multiple of resolution {resolution}")
+    if p["n_times"] < 2:
+        raise ValueError(f"cfd1d: n_times must be >= 2 (the initial state and at least one more), got {n_times}")
+
+    def build(bar: tqdm) -> np.ndarray:
+        from .cfd1d import primitive_to_conservative, rand_initial_conditions, solve_cfd1d
+
+        rho, v, pressure = rand_initial_conditions(
+            p["seed"], p["n_samples"], resolution=n_solve, x_left=p["x_left"],
+            length=p["length"], max_wavenumber=p["max_wavenumber"], density_range=tuple(p["density_range"]),
+            pressure_range=tuple(p["pressure_range"]),
+        )
+        times = np.linspace(0.0, p["t_final"], p["n_times"])
+        factor = n_solve // p["resolution"]
+        out = np.empty((p["n_samples"], 3, p["n_times"], p["resolution"]), dtype=np.float32)
+        for start in range(0, p["n_samples"], _CHUNK_CFD):
+            stop = min(start + _CHUNK_CFD, p["n_samples"])
+            traj = solve_cfd1d(
+                rho[start:stop], v[start:stop], pressure[start:stop], times=times, eta=p["eta"],
+                zeta=p["zeta"], gamma=p["gamma"], length=p["length"], boundary=p["boundary"], cfl=p["cfl"],
+                viscous_cfl=p["viscous_cfl"], limiter=p["limiter"], viscosity=p["viscosity"],
+                time_stepper=p["time_stepper"], first_sample=start,
+            )
+            if factor > 1:  # cell-average the conservative variables onto the output grid
+                cons = primitive_to_conservative(traj[:, 0], traj[:, 1], traj[:, 2], p["gamma"])
+                cons = cons.reshape(*cons.shape[:-1], p["resolution"], factor).mean(axis=-1)
+                dens = cons[..., 0, :]
+                vel = cons[..., 1, :] / dens
+                pres = (p["gamma"] - 1.0) * (cons[..., 2, :] - 0.5 * cons[..., 1, :] * vel)
+                traj = np.stack([dens, vel, pres], axis=1)
+            out[start:stop] = traj
+            bar.update(stop - start)
+        return out
+
+    return _cached_trajectories("cfd1d", params, build, cache_dir, use_cache, progress)
+
+
+TASKS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray] | np.ndarray]] = {
     "burgers": generate_burgers,
     "advection": generate_advection,
     "reaction_diffusion": generate_reaction_diffusion,
     "darcy": generate_darcy,
+    "cfd1d": generate_cfd1d,
 }
+#: Generators of whole trajectories (N, channels, n_times, *grid) rather than input/target pairs.
+TRAJECTORY_TASKS = ("cfd1d",)
 
 
-def generate(task: str, n_samples: int, **params) -> tuple[np.ndarray, np.ndarray]:
-    """Generate (or load from cache) ``n_samples`` input/target pairs of ``task``; see :data:`TASKS`.
+def generate(task: str, n_samples: int, **params) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
+    """Generate (or load from cache) ``n_samples`` samples of ``task``; see :data:`TASKS`.
 
-    Usage: ``x, y = generate("darcy", 500, resolution=64, seed=0)``. Keyword arguments go to the task's
-    generator (``generate_<task>``). Returns two float32 arrays of shape ``(n_samples, 1, *grid)``.
+    Usage: ``x, y = generate("darcy", 500, resolution=64, seed=0)``; ``traj = generate("cfd1d", 64)``. Keyword
+    arguments go to the task's generator (``generate_<task>``). Pair tasks return two float32 arrays of shape
+    ``(n_samples, 1, *grid)``; trajectory tasks (:data:`TRAJECTORY_TASKS`) one float32 array ``(n_samples,
+    channels, n_times, *grid)``.
     """
     if task not in TASKS:
         raise ValueError(f"unknown PDE task {task!r}; known: {sorted(TASKS)}")
@@ -437,30 +580,50 @@ def _cached(
     inputs = np.ascontiguousarray(inputs[:, None], dtype=np.float32)
     targets = np.ascontiguousarray(targets[:, None], dtype=np.float32)
     if use_cache:
-        _write_cache(path, inputs, targets, params)
+        _write_cache(path, {"inputs": inputs, "targets": targets}, params)
     return inputs, targets
 
 
-def _read_cache(path: Path, params: dict) -> tuple[np.ndarray, np.ndarray] | None:
+def _cached_trajectories(
+    task: str,
+    params: dict,
+    build: Callable[[tqdm], np.ndarray],
+    cache_dir: str | os.PathLike | None,
+    use_cache: bool,
+    progress: bool | None,
+) -> np.ndarray:
+    """Like :func:`_cached` for generators of whole trajectories (one float32 array, stored as-is)."""
+    path = cache_path(task, params, cache_dir)
+    if use_cache and path.exists():
+        loaded = _read_cache(path, params, keys=("trajectories",))
+        if loaded is not None:
+            return loaded[0]
+    disable = None if progress is None else not progress
+    with tqdm(total=params["n_samples"], desc=f"generating {task}", unit="sample", disable=disable) as bar:
+        trajectories = np.ascontiguousarray(build(bar), dtype=np.float32)
+    if use_cache:
+        _write_cache(path, {"trajectories": trajectories}, params)
+    return trajectories
+
+
+def _read_cache(path: Path, params: dict, keys: tuple[str, ...] = ("inputs", "targets")) -> tuple | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             stored = json.loads(str(data["params"]))
             if stored != json.loads(json.dumps(params)):
                 raise ValueError("parameters differ from the requested ones")
-            return data["inputs"], data["targets"]
+            return tuple(data[key] for key in keys)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as err:
         warnings.warn(f"ignoring unreadable PDE cache file {path} ({err}); regenerating", RuntimeWarning)
         return None
 
 
-def _write_cache(path: Path, inputs: np.ndarray, targets: np.ndarray, params: dict) -> None:
+def _write_cache(path: Path, arrays: dict[str, np.ndarray], params: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle, inputs=inputs, targets=targets, params=np.array(json.dumps(params, sort_keys=True))
-            )
+            np.savez(handle, **arrays, params=np.array(json.dumps(params, sort_keys=True)))
         os.replace(tmp_name, path)
     except BaseException:
         if os.path.exists(tmp_name):
@@ -494,6 +657,15 @@ def _positive_float(name: str, value) -> float:
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
     return value
+
+
+def _positive_range(name: str, value) -> list[float]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}")
+    low, high = (_finite_float(name, v) for v in value)
+    if not 0 < low <= high:
+        raise ValueError(f"cfd1d: {name} must satisfy 0 < low <= high (positive initial states), got {value!r}")
+    return [low, high]
 
 
 def _nonnegative_float(name: str, value) -> float:

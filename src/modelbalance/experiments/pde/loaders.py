@@ -7,8 +7,11 @@ Usage::
     x, y = load_pde_file("1D_Burgers_Sols_Nu0.01.hdf5", stride=4)     # u(t=0) -> u(t_last), (N, 1, 256)
     x, y = load_pde_file("2D_DarcyFlow_beta1.0_Train.hdf5")           # a -> u, (N, 1, 128, 128)
     x, y = load_pde_file("my_data.npz")                                # arrays "inputs" and "targets"
+    traj = load_trajectories("1D_CFD_Rand_Eta0.1_Zeta0.1_periodic_Train.hdf5", stride=8, time_stride=5)
+    # -> (N, 3, 21, 128): density, Vx, pressure at every 5th of 101 times, every 8th of 1024 cells
 
-All loaders return two float32 arrays ``(N, channels, *grid)``. A file in the wrong layout raises
+The pair loaders return two float32 arrays ``(N, channels, *grid)``; :func:`load_trajectories` returns whole
+time series ``(N, channels, nt, *grid)`` for autoregressive tasks. A file in the wrong layout raises
 ``ValueError`` with a one-line message that names the file and the problem.
 
 PDEBench layouts recognised by :func:`load_pdebench` (keys of the top-level HDF5 group):
@@ -30,11 +33,12 @@ Coordinate datasets (``"x-coordinate"``, ``"t-coordinate"``, ...) are ignored.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_pde_file", "load_pdebench", "load_arrays"]
+__all__ = ["load_pde_file", "load_pdebench", "load_arrays", "load_trajectories"]
 
 _CFD_FIELDS = ("density", "Vx", "Vy", "Vz", "pressure")
 _PDEBENCH_OPTIONS = ("input_time", "target_time", "stride", "max_samples")
@@ -131,7 +135,115 @@ def load_pdebench(
                 f"{path}: not a PDEBench layout: expected 'tensor', 'nu'+'tensor', CFD fields "
                 f"(density, Vx, pressure) or per-sample groups with 'data'; found keys {sorted(keys)}"
             )
-    return _as_float32(path, inputs), _as_float32(path, targets)
+    return _finite(path, "inputs", _as_float32(path, inputs)), _finite(path, "targets", _as_float32(path, targets))
+
+
+def load_trajectories(
+    path: str | os.PathLike,
+    *,
+    stride: int = 1,
+    time_stride: int = 1,
+    max_samples: int | None = None,
+    layout: str | None = None,
+) -> np.ndarray:
+    """Whole trajectories ``(N, channels, nt, *space)`` float32 from a PDEBench HDF5 file or an ``.npz``.
+
+    Usage: ``traj = load_trajectories("1D_CFD_Rand_Eta0.1_Zeta0.1_periodic_Train.hdf5", stride=8,
+    time_stride=5)`` (PDEBench's 1D CFD training resolution, 128 cells x 21 times).
+
+    Layouts: PDEBench CFD files (datasets ``density``, ``Vx`` (``Vy``, ``Vz``), ``pressure``, each ``(N, nt,
+    *space)``; channels in that order), PDEBench scalar series (``tensor`` ``(N, nt, *space)``, one channel),
+    or a file with an array ``trajectories`` already ``(N, channels, nt, *space)``. ``layout`` forces one of
+    ``"cfd"``, ``"tensor"``, ``"trajectories"``; by default it is inferred from the keys. ``stride`` keeps
+    every ``stride``-th grid point along each spatial axis (PDEBench's ``reduced_resolution``), ``time_stride``
+    every ``time_stride``-th time (``reduced_resolution_t``), ``max_samples`` the first samples; only those
+    slices are read (in blocks of samples, so a 12 GB download needs no more memory than the result).
+    Coordinates (``x-coordinate``, ``t-coordinate``) are not read; PDEBench's ``t-coordinate`` of the 1D CFD
+    sets has one entry more than the data's 101 times.
+    """
+    path = Path(path)
+    stride = _positive(path, "stride", stride)
+    time_stride = _positive(path, "time_stride", time_stride)
+    n_limit = None if max_samples is None else _positive(path, "max_samples", max_samples)
+    layouts = ("cfd", "tensor", "trajectories")
+    if layout is not None and layout not in layouts:
+        raise ValueError(f"{path}: layout must be one of {layouts}, got {layout!r}")
+    if path.suffix == ".npz":
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                files = list(data.files)
+                series = np.asarray(data["trajectories"]) if "trajectories" in files else None
+        except (OSError, ValueError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path}: cannot read as .npz ({err})") from None
+        if series is None:
+            raise ValueError(f"{path}: missing array 'trajectories' (found {sorted(files)})")
+        if series.ndim < 4:
+            raise ValueError(f"{path}: 'trajectories' must be (N, channels, nt, *space), got {series.shape}")
+        index = (slice(0, n_limit), slice(None), slice(None, None, time_stride),
+                 *(slice(None, None, stride) for _ in series.shape[3:]))
+        return _as_float32(path, series[index])
+    h5py = _import_h5py()
+    with _open_h5(h5py, path) as f:
+        keys = set(f.keys())
+        if layout is None:
+            if "trajectories" in keys:
+                layout = "trajectories"
+            elif "density" in keys or "pressure" in keys or "Vx" in keys:
+                layout = "cfd"
+            elif "tensor" in keys and "nu" not in keys:
+                layout = "tensor"
+            else:
+                raise ValueError(
+                    f"{path}: no time series found: expected CFD fields (density, Vx, pressure), 'tensor' "
+                    f"(N, nt, *space) or 'trajectories'; found keys {sorted(keys)}"
+                )
+        if layout == "cfd":
+            missing = [name for name in ("density", "Vx", "pressure") if name not in keys]
+            if missing:
+                raise ValueError(f"{path}: CFD file lacks dataset(s) {', '.join(missing)} (found {sorted(keys)})")
+            names = [name for name in _CFD_FIELDS if name in keys]
+            shapes = {name: f[name].shape for name in names}
+            if len(set(shapes.values())) != 1:
+                raise ValueError(f"{path}: CFD fields have different shapes {shapes}")
+            fields = [f[name] for name in names]
+            if fields[0].ndim < 3:
+                raise ValueError(f"{path}: CFD fields must be (N, nt, *space), got {fields[0].shape}")
+            return _read_series(path, fields, time_stride, stride, n_limit)
+        name = "tensor" if layout == "tensor" else "trajectories"
+        if name not in keys:
+            raise ValueError(f"{path}: missing dataset {name!r} (found {sorted(keys)})")
+        data = f[name]
+        if layout == "tensor":
+            if data.ndim < 3:
+                raise ValueError(f"{path}: 'tensor' must be (N, nt, *space), got {data.shape}")
+            return _read_series(path, [data], time_stride, stride, n_limit)
+        if data.ndim < 4:
+            raise ValueError(f"{path}: 'trajectories' must be (N, channels, nt, *space), got {data.shape}")
+        n = _count(data.shape[0], n_limit)
+        index = (slice(0, n), slice(None), slice(None, None, time_stride),
+                 *(slice(None, None, stride) for _ in data.shape[3:]))
+        return _as_float32(path, data[index])
+
+
+def _read_series(path, fields, time_stride, stride, n_limit, block: int = 256) -> np.ndarray:
+    """Stack ``fields`` (each (N, nt, *space)) as channels, strided, reading ``block`` samples at a time."""
+    shape = fields[0].shape
+    n = _count(shape[0], n_limit)
+    if n == 0 or shape[1] == 0:
+        raise ValueError(f"{path}: no samples or no time steps (shape {shape})")
+    spatial = tuple(slice(None, None, stride) for _ in shape[2:])
+    first = fields[0][(slice(0, 1), slice(None, None, time_stride), *spatial)]
+    out = np.empty((n, len(fields), *first.shape[1:]), dtype=np.float32)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        for c, field in enumerate(fields):
+            part = np.asarray(field[(slice(start, stop), slice(None, None, time_stride), *spatial)])
+            if not np.issubdtype(part.dtype, np.number) or np.iscomplexobj(part):
+                raise ValueError(f"{path}: expected real numeric data, got dtype {part.dtype}")
+            out[start:stop, c] = part
+    return out
 
 
 def load_arrays(
@@ -201,7 +313,7 @@ def load_arrays(
     step = _positive(path, "stride", stride)
     index = (slice(0, n), slice(None), *(slice(None, None, step) for _ in range(spatial_dims)))
     inputs, targets = inputs[index], targets[index]
-    return _as_float32(path, inputs), _as_float32(path, targets)
+    return _finite(path, "inputs", _as_float32(path, inputs)), _finite(path, "targets", _as_float32(path, targets))
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -286,6 +398,20 @@ def _as_float32(path, array) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise ValueError(f"{path}: expected real numeric data, got dtype {array.dtype}")
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _finite(path, name: str, array: np.ndarray) -> np.ndarray:
+    """``array`` (N, ...) unchanged; a one-line ValueError naming the first sample with a NaN or Inf."""
+    ok = np.isfinite(array.reshape(array.shape[0], -1)).all(axis=1)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        values = array[bad[0]]
+        kind = "NaN" if np.isnan(values).any() else "Inf"
+        raise ValueError(
+            f"{path}: {name!r} holds {kind} values (NaN or Inf, after conversion to float32) in {bad.size} of "
+            f"{array.shape[0]} samples, the first is sample {int(bad[0])}; clean or drop them before training"
+        )
+    return array
 
 
 def _import_h5py():

@@ -8,6 +8,9 @@ reads a user's file instead (a PDEBench HDF5 download, or ``.npz``/``.h5`` with 
     modelbalance experiment --task burgers --data 1D_Burgers_Sols_Nu0.01.hdf5 --task-param stride=4 ...
 
 The primary metric is PDEBench's nRMSE (lower is better); relative L2 is reported too.
+
+Time-dependent tasks trained autoregressively (``cfd1d``, and ``rollout`` for a user's time-series file) live in
+:mod:`modelbalance.experiments.tasks.rollout`, imported at the end of this module so that they register too.
 """
 
 from __future__ import annotations
@@ -189,3 +192,6 @@ _register("burgers", "1-D viscous Burgers u(x,0) -> u(x,t) (nRMSE)")
 _register("advection", "1-D linear advection u(x,0) -> u(x,t) (nRMSE)")
 _register("reaction_diffusion", "1-D Fisher-KPP reaction-diffusion u(x,0) -> u(x,t) (nRMSE)")
 _register("darcy", "2-D Darcy flow coefficient -> pressure (nRMSE)")
+
+# Autoregressive time-series tasks (cfd1d, rollout) live in their own module; importing it registers them.
+from modelbalance.experiments.tasks import rollout as _rollout  # noqa: E402, F401
