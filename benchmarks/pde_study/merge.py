@@ -1,12 +1,13 @@
-"""Merge sweep slices run elsewhere (e.g. on a GPU machine) into one results folder, and write its reports.
+"""Report a study from results folders that may hold only part of it (a time-boxed GPU run), on this machine.
 
     python benchmarks/pde_study/merge.py --config benchmarks/pde_study/darcy_fno.toml \
-        --out docs/results/darcy_fno SLICE_DIR [SLICE_DIR ...]
+        --out docs/results/darcy_fno FOLDER [FOLDER ...]
 
-Each slice is a results folder of the same study config restricted to some fractions and methods. The run
-records (runs/*.json) of this study are copied into --out; the reported seeds are cut to those that finished in
-every (fraction, method) cell, so that the paired comparisons stay paired; then the runner resumes the full config in
---out, which trains nothing that is already there and writes results.csv, summary.md and the plots.
+Each folder holds runs of the study's config (all of it, or an interrupted sweep, or a subset of its fractions and
+methods). The finished run records (runs/*.json) of this study are copied into --out; the reported seeds are cut to
+those that finished in every (fraction, method) cell, so that the paired comparisons stay paired; then the runner
+resumes the config in --out, which trains nothing that is already there and writes results.csv, summary.md and the
+plots. (Only the cut needs this script: a complete folder reports itself, or through ``--reuse``.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from modelbalance.experiments.config import ExperimentConfig, read_config_file
-from modelbalance.experiments.runner import run_experiment
+from modelbalance.experiments.runner import record_point, run_experiment
 
 
 def main() -> None:
@@ -58,14 +59,16 @@ def main() -> None:
 
 
 def _belongs(record: dict, config: ExperimentConfig) -> bool:
-    """A run of this study (a slice folder may also hold runs of the studies it reused runs from)."""
+    """A run of this study (a folder may also hold runs of the studies it reused runs from)."""
+    if record["method"] not in config.methods:
+        return False
+    point = record_point(record)
     return (
         record["task"] == config.task
         and record["model"] == config.model
-        and record["method"] in config.methods
         and any(abs(record["fraction"] - f) < 1e-12 for f in config.fractions)
-        and record["lr"] in config.lrs
-        and record["run_hash"] == config.run_hash(record["method"])
+        and point in config.grid_points(record["method"])
+        and record["run_hash"] == config.run_hash(record["method"], {k: v for k, v in point if k != "lr"})
     )
 
 
