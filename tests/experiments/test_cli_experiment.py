@@ -259,3 +259,10 @@ def test_console_script_runs_a_sweep(tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: fraction 2.0 is outside")
+
+
+def test_bad_executor_options_are_usage_errors(tmp_path, capsys):
+    code, _, err = run_cli([*TINY, "--out", tmp_path / "out", "--workers", "0"], capsys)
+    assert code == 2 and "--workers must be at least 1" in err
+    code, _, err = run_cli([*TINY, "--out", tmp_path / "out", "--ray-address", "auto"], capsys)
+    assert code == 2 and "--executor ray" in err

@@ -23,7 +23,7 @@ from modelbalance.experiments.runner import prepare, run_experiment
 
 # A method that SIGKILLs its own process at the first optimizer step of its first ``deaths`` attempts (counted
 # by marker files), then trains as the baseline. A .py plug-in: workers load it as the driver did.
-PLUGIN = '''
+PLUGIN = """
 import os, signal
 from pathlib import Path
 from modelbalance.experiments.methods import Attachment, Method
@@ -53,7 +53,7 @@ class DyingMethod(Method):
 @METHODS.register("die_test")
 def build_dying(markers, deaths=2):
     return DyingMethod(markers, deaths)
-'''
+"""
 LR = 1e-3
 
 
@@ -134,7 +134,10 @@ def test_worker_processes_give_the_sequential_results(tmp_path, sequential, pool
 
 def test_killed_worker_is_retried_once_then_failed_and_the_sweep_resumes(tmp_path, dying, pool, sequential):
     config = tiny_config(
-        tmp_path, seeds=(0,), methods=("baseline", "die_test"), method_options={"die_test": {"markers": str(dying)}}
+        tmp_path,
+        seeds=(0,),
+        methods=("baseline", "die_test"),
+        method_options={"die_test": {"markers": str(dying)}},
     )
     outcome = run_experiment(config, progress=False, plots=False, executor=pool)
     by_method = {record["method"]: record for record in outcome.records}
@@ -161,7 +164,9 @@ def test_interrupt_stops_the_workers(tmp_path, pool):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        pool.run(prepared, [spec(0, "baseline"), spec(1, "baseline")], on_record=records.append, on_step=interrupt)
+        pool.run(
+            prepared, [spec(0, "baseline"), spec(1, "baseline")], on_record=records.append, on_step=interrupt
+        )
     assert records == []
     workers = [p for p in multiprocessing.active_children() if p.name.startswith("modelbalance-worker")]
     assert workers == []

@@ -361,16 +361,22 @@ def _run_experiment(args: argparse.Namespace) -> int:
         config = build_config(args)
     except _USER_ERRORS as err:
         raise UsageError(str(err).replace("\n", " ")) from None
-    executor = _make_executor(args)
     _set_threads(args.threads)
     prepared = _prepare_or_usage_error(config, resume=args.resume, overwrite=args.overwrite, reuse=args.reuse)
+    executor = _make_executor(args, config)  # after the checks: a Ray cluster is not started for a bad config
     if args.dry_run:
+        if executor is not None:
+            executor.close()
         _print_plan(prepared)
         return 0
-    return _sweep_and_print(prepared, args, plots=not args.no_plots, executor=executor)
+    try:
+        return _sweep_and_print(prepared, args, plots=not args.no_plots, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
 
 
-def _make_executor(args):
+def _make_executor(args, config):
     """The executor the flags ask for (None: runs one after another here); bad options are usage errors."""
     if args.workers == 1 and args.executor == "local" and args.runs_per_gpu == 1 and not args.ray_address:
         return None
@@ -385,6 +391,7 @@ def _make_executor(args):
             runs_per_gpu=args.runs_per_gpu,
             ray_address=args.ray_address,
             threads=args.threads,
+            device=config.device,
         )
     except (ValueError, ImportError) as err:
         raise UsageError(str(err).replace("\n", " ")) from None
