@@ -317,3 +317,14 @@ def test_non_finite_user_data_is_a_one_line_error_at_load(tmp_path, kind, bad, a
     # Only the samples read are checked: the first three are clean.
     x, y = load_pde_file(path, max_samples=3)
     assert np.isfinite(x).all() and np.isfinite(y).all()
+
+
+def test_nonfinite_trajectories_name_the_file_and_sample(tmp_path):
+    from modelbalance.experiments.pde.loaders import load_trajectories
+
+    trajectories = np.random.default_rng(0).random((4, 3, 5, 8)).astype("float32")
+    trajectories[2, 1, 3, 4] = np.inf
+    path = tmp_path / "series.npz"
+    np.savez(path, trajectories=trajectories)
+    with pytest.raises(ValueError, match=r"series\.npz: 'trajectories' holds Inf .* first is sample 2"):
+        load_trajectories(path)

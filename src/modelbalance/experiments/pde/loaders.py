@@ -146,6 +146,20 @@ def load_trajectories(
     max_samples: int | None = None,
     layout: str | None = None,
 ) -> np.ndarray:
+    """Whole trajectories ``(N, channels, nt, *space)`` float32 (see :func:`_load_trajectories`); a NaN or Inf in
+    them is a one-line ValueError naming the file and the first bad sample."""
+    array = _load_trajectories(path, stride=stride, time_stride=time_stride, max_samples=max_samples, layout=layout)
+    return _finite(path, "trajectories", array)
+
+
+def _load_trajectories(
+    path: str | os.PathLike,
+    *,
+    stride: int = 1,
+    time_stride: int = 1,
+    max_samples: int | None = None,
+    layout: str | None = None,
+) -> np.ndarray:
     """Whole trajectories ``(N, channels, nt, *space)`` float32 from a PDEBench HDF5 file or an ``.npz``.
 
     Usage: ``traj = load_trajectories("1D_CFD_Rand_Eta0.1_Zeta0.1_periodic_Train.hdf5", stride=8,
