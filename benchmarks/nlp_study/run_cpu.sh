@@ -16,10 +16,5 @@ python -m modelbalance.experiments.text.assets install spam wordnet
 for name in "${STUDIES[@]}"; do
   modelbalance experiment --config "$S/$name.toml" --out "$W/$name" --resume --no-progress \
     --threads "$THREADS" --workers "$WORKERS" > "$W/$name.log" 2>&1 || echo "study $name exited $?"
-  out="docs/results/nlp_$name"
-  rm -rf "$out" && mkdir -p "$out"
-  cp -r "$W/$name"/{summary.md,results.csv,config.json} "$out"/
-  [ -f "$W/$name/grid.csv" ] && cp "$W/$name/grid.csv" "$out"/
-  [ -d "$W/$name/plots" ] && cp -r "$W/$name/plots" "$out"/
-  tar -czf "$out/runs.tar.gz" -C "$W/$name" runs
+  bash "$S/publish.sh" "$W" "$name"
 done

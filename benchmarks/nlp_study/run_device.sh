@@ -24,9 +24,4 @@ fi
 modelbalance experiment --config "$S/$STUDY.toml" --out "$W/$STUDY" --resume --no-progress "${FLAGS[@]}" \
   2>&1 | tee "$W/$STUDY.log"
 [ "$STUDY" = tiny ] && exit 0  # the smoke test publishes nothing
-out="docs/results/nlp_$STUDY"
-rm -rf "$out" && mkdir -p "$out"
-cp -r "$W/$STUDY"/{summary.md,results.csv,config.json} "$out"/
-[ -f "$W/$STUDY/grid.csv" ] && cp "$W/$STUDY/grid.csv" "$out"/
-[ -d "$W/$STUDY/plots" ] && cp -r "$W/$STUDY/plots" "$out"/
-tar -czf "$out/runs.tar.gz" -C "$W/$STUDY" runs
+bash "$S/publish.sh" "$W" "$STUDY"

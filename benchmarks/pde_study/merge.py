@@ -18,7 +18,8 @@ import shutil
 from pathlib import Path
 
 from modelbalance.experiments.config import ExperimentConfig, read_config_file
-from modelbalance.experiments.runner import record_point, run_experiment
+from modelbalance.experiments.plan import record_point
+from modelbalance.experiments.runner import run_experiment
 
 
 def main() -> None:

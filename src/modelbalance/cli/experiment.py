@@ -380,8 +380,6 @@ def _make_executor(args, config):
     """The executor the flags ask for (None: runs one after another here); bad options are usage errors."""
     if args.workers == 1 and args.executor == "local" and args.runs_per_gpu == 1 and not args.ray_address:
         return None
-    if args.ray_address and args.executor != "ray":
-        raise UsageError("--ray-address needs --executor ray")
     try:
         from modelbalance.experiments.executors import make_executor
 
@@ -420,7 +418,13 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _sweep_and_print(prepared, args, *, plots: bool, executor=None) -> int:
-    from modelbalance.experiments.report import comparison_table, mean_std_table, reported, results_frame
+    from modelbalance.experiments.report import (
+        comparison_table,
+        mean_std_table,
+        reported,
+        results_frame,
+        subset_labels,
+    )
     from modelbalance.experiments.runner import run_experiment
 
     config = prepared.config
@@ -444,7 +448,8 @@ def _sweep_and_print(prepared, args, *, plots: bool, executor=None) -> int:
     metric, direction = prepared.metric, prepared.direction
     print()
     print(f"Test {metric} (mean ± std over seeds, {'lower' if direction == 'min' else 'higher'} is better):")
-    print(mean_std_table(frame, metric, direction, list(config.methods)))
+    labels = subset_labels(frame)
+    print(mean_std_table(frame, metric, direction, list(config.methods), labels))
     if len(config.methods) > 1 and not reported(frame).empty:
         from modelbalance.experiments.report import comparison_frame
 
@@ -453,7 +458,7 @@ def _sweep_and_print(prepared, args, *, plots: bool, executor=None) -> int:
         comparisons = comparison_frame(
             frame, metric=metric, direction=direction, methods=list(config.methods)
         )
-        print(comparison_table(comparisons, metric))
+        print(comparison_table(comparisons, metric, labels))
     print()
     print(f"runs: {outcome.n_new} new, {outcome.n_reused} reused, {outcome.n_failed} failed")
     print(f"summary: {outcome.summary_path}")

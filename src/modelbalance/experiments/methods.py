@@ -212,9 +212,8 @@ class TempBalanceMethod(Method):
         user = dict(self.user_options)
         mapping_options = {**fields.pop("mapping_options", {}), **dict(user.pop("mapping_options", {}))}
         mapping_options.update({k: user.pop(k) for k in _MAPPING_KEYS if k in user})
-        method = TempBalanceMethod.__new__(TempBalanceMethod)
-        TempBalanceMethod.__init__(
-            method, shuffle=self.shuffle_requested, **{**fields, **user}, mapping_options=mapping_options
+        method = TempBalanceMethod(
+            shuffle=self.shuffle_requested, **{**fields, **user}, mapping_options=mapping_options
         )
         method.explicit_spectral_conv = "spectral_conv" in self.user_options
         return method

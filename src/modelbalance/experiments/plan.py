@@ -69,3 +69,15 @@ class RunSpec:
 
     def point_label(self) -> str:
         return point_label(self.params)
+
+
+def record_point(record: dict) -> tuple[tuple[str, Any], ...]:
+    """The grid point of a stored run record (records written before grids existed hold only an ``lr``).
+
+    Examples
+    --------
+    >>> record_point({"lr": 0.001})
+    (('lr', 0.001),)
+    """
+    params = record.get("params")
+    return normalize_params([tuple(item) for item in params] if params else {"lr": record["lr"]})

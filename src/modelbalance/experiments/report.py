@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelbalance.experiments.plan import point_label
+from modelbalance.experiments.plan import point_label, record_point
 from modelbalance.experiments.stats import holm, mean_std, paired_comparison
 from modelbalance.experiments.store import to_json
 
@@ -65,8 +65,6 @@ def results_frame(
     ``picked`` maps (fraction, method) to the chosen grid point (a tuple of (name, value) pairs) or to a
     learning rate alone. ``metrics`` orders the task's metric columns first (default: as found in the records).
     """
-    from modelbalance.experiments.runner import record_point
-
     rows = []
     for record in records:
         row = {k: v for k, v in record.items() if k not in _NESTED}
@@ -175,9 +173,6 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-_SUBSET_LABELS: dict[float, str] = {}
-
-
 def subset_labels(frame: pd.DataFrame) -> dict[float, str]:
     """How each training subset is named in tables: ``16/class`` (k-shot), else the fraction of the pool."""
     labels = {}
@@ -189,14 +184,20 @@ def subset_labels(frame: pd.DataFrame) -> dict[float, str]:
     return labels
 
 
-def _subset(fraction: float) -> str:
-    return _SUBSET_LABELS.get(fraction, _fmt(fraction))
+def _subset(fraction: float, labels: dict[float, str] | None) -> str:
+    return (labels or {}).get(fraction, _fmt(fraction))
 
 
-def mean_std_table(frame: pd.DataFrame, metric: str, direction: str, methods: list[str]) -> str:
+def mean_std_table(
+    frame: pd.DataFrame,
+    metric: str,
+    direction: str,
+    methods: list[str],
+    labels: dict[float, str] | None = None,
+) -> str:
     """Markdown: fraction rows x method columns of ``mean ± std (n)``; the best mean per row in bold."""
     runs = reported(frame)
-    _SUBSET_LABELS.update(subset_labels(frame))
+    labels = subset_labels(frame) if labels is None else labels
     fractions = sorted(frame["fraction"].unique()) if not frame.empty else []
     rows = []
     for fraction in fractions:
@@ -210,11 +211,11 @@ def mean_std_table(frame: pd.DataFrame, metric: str, direction: str, methods: li
             mean, std, n = stats[method]
             text = "–" if n == 0 else f"{_fmt(mean)} ± {_fmt(std, 2)} ({n})"
             cells.append(f"**{text}**" if method == best else text)
-        rows.append([_subset(fraction), str(int(n_train)), *cells])
+        rows.append([_subset(fraction, labels), str(int(n_train)), *cells])
     return _markdown_table(["fraction", "n_train", *methods], rows)
 
 
-def comparison_table(comparisons: pd.DataFrame, metric: str) -> str:
+def comparison_table(comparisons: pd.DataFrame, metric: str, labels: dict[float, str] | None = None) -> str:
     if comparisons.empty:
         return "_No paired comparison: a method and the reference need runs with the same seeds._"
     rows = []
@@ -222,7 +223,7 @@ def comparison_table(comparisons: pd.DataFrame, metric: str) -> str:
         ci = "–" if not math.isfinite(row.ci_low) else f"[{row.ci_low:+.1%}, {row.ci_high:+.1%}]"
         rows.append(
             [
-                _subset(row.fraction),
+                _subset(row.fraction, labels),
                 row.method,
                 f"{row.gain:+.1%}",
                 ci,
@@ -247,7 +248,7 @@ def comparison_table(comparisons: pd.DataFrame, metric: str) -> str:
     return _markdown_table(header, rows)
 
 
-def grid_table(grid: pd.DataFrame, metric: str, lrs: tuple[float, ...] | None = None) -> str:
+def grid_table(grid: pd.DataFrame, metric: str, labels: dict[float, str] | None = None) -> str:
     """Markdown of the tuning grids: one row per (fraction, method); columns are the grid points when every
     method shares them (an lr grid), else each row lists its method's points."""
     column = f"val_{metric}_mean"
@@ -265,10 +266,10 @@ def grid_table(grid: pd.DataFrame, metric: str, lrs: tuple[float, ...] | None = 
         picked = part.loc[part["selected"].astype(bool), "point"]
         choice = picked.iloc[0] if len(picked) else "none"
         if shared:
-            rows.append([_subset(fraction), method, *[cell(r) for _, r in part.iterrows()], choice])
+            rows.append([_subset(fraction, labels), method, *[cell(r) for _, r in part.iterrows()], choice])
         else:
             listed = "; ".join(f"{r['point']}: {cell(r)}" for _, r in part.iterrows())
-            rows.append([_subset(fraction), method, listed, choice])
+            rows.append([_subset(fraction, labels), method, listed, choice])
     if shared:
         points = next(iter(by_method.values()))
         return _markdown_table(["fraction", "method", *points, "picked"], rows)
@@ -316,6 +317,7 @@ def summary_markdown(
     metric, direction = task.primary_metric, task.direction
     better = "lower" if direction == "min" else "higher"
     methods = list(config.methods)
+    labels = subset_labels(frame)  # "16/class" for k-shot cells, else the fraction
     metrics = [c for c in frame.columns if f"val_{c}" in frame.columns] if not frame.empty else [metric]
     lines = [
         f"# Experiment: {config.task} / {config.model}",
@@ -348,7 +350,7 @@ def summary_markdown(
         "",
         f"## Test {metric} (mean ± std over seeds, {better} is better)",
         "",
-        mean_std_table(frame, metric, direction, methods),
+        mean_std_table(frame, metric, direction, methods, labels),
         "",
         f"## Paired comparison with {reference_method(methods)}",
         "",
@@ -356,16 +358,21 @@ def summary_markdown(
         f"{reference_method(methods)}. 95% CI: bootstrap over seed pairs. p-values are two-sided; Holm "
         "adjusts the t-test p-values for the number of rows.",
         "",
-        comparison_table(comparisons, metric),
+        comparison_table(comparisons, metric, labels),
     ]
     for other in [m for m in metrics if m != metric]:
-        lines += ["", f"## Test {other} (mean ± std)", "", mean_std_table(frame, other, direction, methods)]
+        lines += [
+            "",
+            f"## Test {other} (mean ± std)",
+            "",
+            mean_std_table(frame, other, direction, methods, labels),
+        ]
     if not grid.empty:
         lines += [
             "",
             f"## Tuning grid (validation {metric}, mean over tuning seeds; picked in bold)",
             "",
-            grid_table(grid, metric),
+            grid_table(grid, metric, labels),
         ]
     failed = frame[frame["status"] != "ok"] if not frame.empty else frame
     if len(failed):

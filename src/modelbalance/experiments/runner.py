@@ -86,7 +86,10 @@ class PreparedExperiment:
     notes: list[str] = field(default_factory=list)
     pool_labels: np.ndarray | None = None  # class labels of train_pool (classification tasks)
     data_hash: str | None = None  # sha256 of the user's data file, if any
-    _cell_sizes: dict[float, int] = field(default_factory=dict)
+    _cell_sizes: dict[float, int] = field(default_factory=dict)  # cell key -> training-set size
+    _cell_shots: dict[float, int] = field(
+        default_factory=dict
+    )  # cell key -> examples per class (k-shot cells)
 
     def __post_init__(self):
         config, n_pool = self.config, len(self.train_pool)
@@ -113,7 +116,8 @@ class PreparedExperiment:
                 )
         # the cell key is the share of the pool, so tables, plots and run keys work alike for every axis
         self._cell_sizes = {n / n_pool: n for n in sizes.values()}
-        self._shots = {n / n_pool: k for k, n in sizes.items()} if config.subset_axis == "shots" else {}
+        if config.subset_axis == "shots":
+            self._cell_shots = {n / n_pool: k for k, n in sizes.items()}
 
     @property
     def metric(self) -> str:
@@ -136,7 +140,7 @@ class PreparedExperiment:
 
     def shots_of(self, fraction: float) -> int | None:
         """Examples per class of a k-shot cell, else None."""
-        return getattr(self, "_shots", {}).get(fraction)
+        return self._cell_shots.get(fraction)
 
     def subset_indices(self, fraction: float, seed: int) -> list[int]:
         """The seeded training subset of a cell: a prefix of one seeded ordering of the pool.
@@ -636,14 +640,6 @@ def reusable_runs(folders: Sequence[str | Path]) -> dict[str, dict]:
     for other in check_reuse(folders):
         donors.update({key: r for key, r in other.load_runs().items() if r.get("status") == "ok"})
     return donors
-
-
-def record_point(record: dict) -> GridKey:
-    """The grid point of a stored record (records written before grids existed hold only an lr)."""
-    from modelbalance.experiments.plan import normalize_params
-
-    params = record.get("params")
-    return normalize_params([tuple(item) for item in params] if params else {"lr": record["lr"]})
 
 
 class _SequentialExecutor:

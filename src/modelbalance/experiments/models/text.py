@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 from pathlib import Path
 
 import torch
@@ -51,23 +50,24 @@ def _transformers():
     return transformers
 
 
-def _offline_if_local(name_or_path: str) -> None:
-    # a local folder must never trigger a hub request (there may be no network at all)
-    if Path(name_or_path).is_dir():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def _local_only(name_or_path: str) -> bool:
+    """A local folder must never trigger a hub request (there may be no network at all)."""
+    return Path(name_or_path).is_dir()
 
 
 @functools.lru_cache(maxsize=4)
 def _pretrained(name_or_path: str, num_labels: int):
     transformers = _transformers()
-    _offline_if_local(name_or_path)
     rng = torch.random.get_rng_state()  # loading initialises a head: keep the caller's seed stream intact
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # the load report lists the new head: expected, not news
     transformers.utils.logging.disable_progress_bar()
     try:
         model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, num_labels=num_labels, output_loading_info=True
+            name_or_path,
+            num_labels=num_labels,
+            output_loading_info=True,
+            local_files_only=_local_only(name_or_path),
         )
     except OSError as err:
         raise FileNotFoundError(
@@ -136,9 +136,10 @@ def _head_modules(model: torch.nn.Module) -> list[str]:
 def load_tokenizer(name_or_path: str):
     """The model's (fast) tokenizer, loaded once per process."""
     transformers = _transformers()
-    _offline_if_local(str(name_or_path))
     try:
-        return transformers.AutoTokenizer.from_pretrained(str(name_or_path), use_fast=True)
+        return transformers.AutoTokenizer.from_pretrained(
+            str(name_or_path), use_fast=True, local_files_only=_local_only(str(name_or_path))
+        )
     except OSError as err:
         raise FileNotFoundError(
             f"cannot load the tokenizer of {name_or_path!r}: {str(err).splitlines()[0]}"

@@ -410,6 +410,16 @@ def _split_params(params: dict) -> tuple[dict, dict]:
     return common, params
 
 
+def _split_options_only(task: str, params: dict, own: str) -> dict:
+    """The split options of a corpus task whose only other option is ``own``; anything else is an error."""
+    common, rest = _split_params(params)
+    if rest:
+        raise ValueError(
+            f"task {task!r}: unknown option(s) {sorted(rest)}; known: {own}, {', '.join(_SPLIT_OPTIONS)}"
+        )
+    return common
+
+
 def _no_data(name: str, data: str | None) -> None:
     if data is not None:
         raise ValueError(f"task {name!r} reads its own corpus; for your own file use --data without --task")
@@ -421,11 +431,7 @@ def _no_data(name: str, data: str | None) -> None:
 def build_spam(*, data: str | None = None, seed: int = 0, root: str | None = None, **params):
     from modelbalance.experiments.text import load_spam
 
-    common, rest = _split_params(params)
-    if rest:
-        raise ValueError(
-            f"task 'spam': unknown option(s) {sorted(rest)}; known: root, {', '.join(_SPLIT_OPTIONS)}"
-        )
+    common = _split_options_only("spam", params, "root")
     _no_data("spam", data)
     common.setdefault("n_test", 1000)
     return TextClassificationTask(
@@ -437,11 +443,7 @@ def build_spam(*, data: str | None = None, seed: int = 0, root: str | None = Non
 def build_wordnet(*, data: str | None = None, seed: int = 0, dict_dir: str | None = None, **params):
     from modelbalance.experiments.text import load_wordnet_supersense
 
-    common, rest = _split_params(params)
-    if rest:
-        raise ValueError(
-            f"task 'wordnet': unknown option(s) {sorted(rest)}; known: dict_dir, {', '.join(_SPLIT_OPTIONS)}"
-        )
+    common = _split_options_only("wordnet", params, "dict_dir")
     _no_data("wordnet", data)
     common.setdefault("n_test", 2000)
     common.setdefault("n_val", 520)
@@ -478,11 +480,7 @@ def build_glue(
 ):
     from modelbalance.experiments.text import load_glue
 
-    common, rest = _split_params(params)
-    if rest:
-        raise ValueError(
-            f"task 'glue': unknown option(s) {sorted(rest)}; known: name, data_dir, {', '.join(_SPLIT_OPTIONS)}"
-        )
+    common = _split_options_only("glue", params, "name, data_dir")
     _no_data("glue", data)
     common.setdefault("n_test", None)
     if name == "cola":
