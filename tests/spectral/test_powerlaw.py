@@ -45,7 +45,7 @@ def lower_ks(tail: np.ndarray, xmin: float, alpha: float) -> float:
     return best
 
 
-def brute_force_ks(eigs: np.ndarray, min_tail: int, ks_steps: str = "both") -> tuple[int, float, float]:
+def brute_force_ks(eigs: np.ndarray, min_tail: int, ks_steps: str = "lower") -> tuple[int, float, float]:
     """Clauset et al. written as a plain loop: fit at every candidate xmin, keep the smallest KS distance.
 
     The candidates are the distinct values (the first index of each); the tail of xmin = x is every value >= x.
@@ -269,11 +269,11 @@ def test_matches_powerlaw_package_at_fixed_xmin(alpha, seed):
     ours = fit_power_law(eigs, xmin=xmin)
     assert ours.alpha == pytest.approx(ref.alpha, rel=1e-6)
     assert ours.num_tail == int((eigs >= xmin).sum())
-    # powerlaw's D takes one side of each ECDF step (i/n); ours takes both, so it is at most 1/k larger.
-    assert ref.D - 1e-9 <= ours.ks_distance <= ref.D + 1.0 / ours.num_tail + 1e-9
-    assert ours.ks_distance == pytest.approx(two_sided_ks(eigs[eigs >= xmin], xmin, ours.alpha), rel=1e-9)
-    lower = fit_power_law(eigs, xmin=xmin, ks_steps="lower")
-    assert lower.ks_distance == pytest.approx(ref.D, rel=1e-9)
+    assert ours.ks_distance == pytest.approx(ref.D, rel=1e-9)
+    # "both" takes both sides of each ECDF step: the exact supremum, at most 1/k larger than powerlaw's D.
+    both = fit_power_law(eigs, xmin=xmin, ks_steps="both")
+    assert ref.D - 1e-9 <= both.ks_distance <= ref.D + 1.0 / both.num_tail + 1e-9
+    assert both.ks_distance == pytest.approx(two_sided_ks(eigs[eigs >= xmin], xmin, both.alpha), rel=1e-9)
 
 
 def powerlaw_scan(data, **kwargs):
@@ -286,19 +286,19 @@ def powerlaw_scan(data, **kwargs):
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("decimals", [0, 1, 2])
 def test_ks_scan_matches_powerlaw_package_on_tied_data(seed, decimals):
-    # With its KS convention ("lower") both pick the same xmin. powerlaw's defaults drop every candidate whose
+    # With the default distance (powerlaw's) both pick the same xmin. powerlaw's defaults drop every candidate whose
     # alpha is not in (0, 3) and fit numerically outside (1.5, 3]; alpha in (1, 4) with the closed form there
     # (Nelder-Mead, tolerance 1e-4, elsewhere) makes the candidates the same, the chosen alpha exact.
     x = tied(1500, seed, decimals, alpha=2.2)
     ref = powerlaw_scan(x, parameter_ranges={"alpha": [1.0, 4.0]})
     assert 1.5 < ref.power_law.alpha <= 3
-    fit = fit_power_law(x, xmin="ks", ks_steps="lower")
+    fit = fit_power_law(x, xmin="ks")
     assert fit.xmin == ref.xmin
     assert fit.alpha == pytest.approx(ref.power_law.alpha, rel=1e-9)
     assert fit.ks_distance == pytest.approx(ref.D, rel=1e-9)
     assert fit.num_tail == ref.n_tail
-    # The default distance is the supremum over both sides of each ECDF step: never below powerlaw's.
-    both = fit_power_law(x, xmin=ref.xmin)
+    # "both", the supremum over both sides of each ECDF step, is never below powerlaw's distance.
+    both = fit_power_law(x, xmin=ref.xmin, ks_steps="both")
     assert both.ks_distance >= ref.D - 1e-12
 
 
@@ -306,7 +306,7 @@ def test_ks_scan_matches_powerlaw_package_on_tied_data(seed, decimals):
 def test_ks_scan_matches_powerlaw_package_on_continuous_data(seed):
     x = np.concatenate([np.exp(np.random.default_rng(seed).normal(-1.0, 0.5, 700)), pareto(2.2, 700, seed)])
     ref = powerlaw_scan(x)
-    fit = fit_power_law(x, xmin="ks", ks_steps="lower")
+    fit = fit_power_law(x, xmin="ks")
     assert fit.xmin == ref.xmin
     assert fit.alpha == pytest.approx(ref.power_law.alpha, rel=1e-9)
 
@@ -326,8 +326,11 @@ def test_peak_xmin_lies_in_its_log_window_and_is_best_ks_there(seed):
     fit = fit_power_law(eigs, xmin="peak")
     assert lo <= math.log(fit.xmin) <= hi
     window = [i for i in range(eigs.size - 10 + 1) if lo <= log_eigs[i] <= hi]
-    best = min(window, key=lambda i: two_sided_ks(eigs[i:], eigs[i], hill(eigs[i:], eigs[i])))
+    best = min(window, key=lambda i: lower_ks(eigs[i:], eigs[i], hill(eigs[i:], eigs[i])))
     assert fit.xmin_index == best
+    both = fit_power_law(eigs, xmin="peak", ks_steps="both")
+    best = min(window, key=lambda i: two_sided_ks(eigs[i:], eigs[i], hill(eigs[i:], eigs[i])))
+    assert both.xmin_index == best
 
 
 # --- float xmin ---------------------------------------------------------------------------------------------
@@ -341,7 +344,9 @@ def test_float_xmin_uses_the_value_itself():
     assert fit.xmin == xmin
     assert fit.num_tail == tail.size
     assert fit.alpha == pytest.approx(hill(tail, xmin), rel=1e-12)
-    assert fit.ks_distance == pytest.approx(two_sided_ks(tail, xmin, fit.alpha), rel=1e-9)
+    assert fit.ks_distance == pytest.approx(lower_ks(tail, xmin, fit.alpha), rel=1e-9)
+    both = fit_power_law(eigs, xmin=xmin, ks_steps="both")
+    assert both.ks_distance == pytest.approx(two_sided_ks(tail, xmin, fit.alpha), rel=1e-9)
     assert fit_power_law(eigs, xmin=2).alpha == pytest.approx(hill(eigs[eigs >= 2], 2.0), rel=1e-12)
 
 
@@ -436,7 +441,12 @@ def test_fit_config_accepts_numpy_numbers_and_overrides_keywords():
 
 
 def test_fit_config_key_rebuilds_the_config_and_keeps_old_keys():
-    # The null-reference cache on disk is keyed by key(): the default must give the same key as before.
-    assert FitConfig(xmin="ks").key() == ("ks", 2.0, 10, 100)
-    for cfg in (FitConfig(xmin="ks"), FitConfig(xmin="peak", ks_steps="lower"), FitConfig(xmin=1.5)):
+    # The null-reference cache on disk is keyed by key(). A fixed or numeric xmin keeps its old key (the KS
+    # distance does not move alpha there); the scans hold the distance in theirs, so no entry of a scan under
+    # the old default ("both", no field in the key) is read for the new one.
+    assert FitConfig().key() == ("fixed", 2.0, 10, 100)
+    assert FitConfig(xmin=1.5, ks_steps="both").key() == FitConfig(xmin=1.5).key() == (1.5, 2.0, 10, 100)
+    assert FitConfig(xmin="ks").key() == ("ks", 2.0, 10, 100, "lower")
+    assert FitConfig(xmin="peak", ks_steps="both").key() == ("peak", 2.0, 10, 100, "both")
+    for cfg in (FitConfig(xmin="ks"), FitConfig(xmin="peak", ks_steps="both"), FitConfig(xmin=1.5)):
         assert FitConfig(*cfg.key()) == cfg

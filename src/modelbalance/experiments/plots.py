@@ -64,17 +64,31 @@ def _plain_log_y(ax) -> None:
     ax.tick_params(axis="y", which="minor", labelsize=7)
 
 
-def _fraction_axis(ax, fractions) -> None:
+def _fraction_axis(ax, fractions, labels: dict[float, str] | None = None) -> None:
+    """Log x at the subsets, each named by ``labels`` (``4/class``) where given, else by its fraction."""
     ax.set_xscale("log")
     ax.set_xticks(fractions)
-    ax.set_xticklabels([f"{f:g}" for f in fractions])
+    ax.set_xticklabels([(labels or {}).get(f, f"{f:g}") for f in fractions])
     ax.minorticks_off()
 
 
+def _subset_axis_label(labels: dict[float, str] | None) -> str:
+    if labels and all(label.endswith("/class") for label in labels.values()):
+        return "training examples per class"
+    return "training fraction of the pool"
+
+
 def plot_error_vs_fraction(
-    frame: pd.DataFrame, metric: str, direction: str, methods: list[str], path: str | Path
+    frame: pd.DataFrame,
+    metric: str,
+    direction: str,
+    methods: list[str],
+    path: str | Path,
+    labels: dict[float, str] | None = None,
 ) -> Path | None:
-    """Test metric vs training fraction (log x), mean ± std over seeds, one line per method."""
+    """Test metric vs training fraction (log x), mean ± std over seeds, one line per method; ``labels`` name
+    the subsets on the axis (e.g. ``{0.0015: "4/class"}``, :func:`~modelbalance.experiments.report.subset_labels`).
+    """
     from modelbalance.experiments.report import reported
 
     runs = reported(frame)
@@ -100,11 +114,11 @@ def plot_error_vs_fraction(
             linewidth=1.6,
             markersize=5,
         )
-    _fraction_axis(ax, fractions)
+    _fraction_axis(ax, fractions, labels)
     if direction == "min" and (runs[metric] > 0).all():
         _plain_log_y(ax)
     n_train = runs.groupby("fraction")["n_train"].first()
-    ax.set_xlabel("training fraction of the pool (n_train: " + ", ".join(str(int(n)) for n in n_train) + ")")
+    ax.set_xlabel(f"{_subset_axis_label(labels)} (n_train: " + ", ".join(str(int(n)) for n in n_train) + ")")
     ax.set_ylabel(f"test {metric} ({'lower' if direction == 'min' else 'higher'} is better)")
     ax.set_title(f"Test {metric} vs training data (mean ± std over seeds)")
     ax.grid(True, which="both", alpha=0.3)
@@ -113,7 +127,11 @@ def plot_error_vs_fraction(
 
 
 def plot_relative_gain(
-    comparisons: pd.DataFrame, metric: str, methods: list[str], path: str | Path
+    comparisons: pd.DataFrame,
+    metric: str,
+    methods: list[str],
+    path: str | Path,
+    labels: dict[float, str] | None = None,
 ) -> Path | None:
     """Each method's relative gain over the reference per fraction (log x), with the bootstrap 95% CI."""
     if comparisons.empty:
@@ -140,9 +158,9 @@ def plot_relative_gain(
             markersize=5,
         )
     ax.axhline(0, color="#333333", linewidth=1, linestyle="--")
-    _fraction_axis(ax, sorted(comparisons["fraction"].unique()))
+    _fraction_axis(ax, sorted(comparisons["fraction"].unique()), labels)
     reference = comparisons["reference"].iloc[0]
-    ax.set_xlabel("training fraction of the pool")
+    ax.set_xlabel(_subset_axis_label(labels))
     ax.set_ylabel(f"gain over {reference} in test {metric} (%)")
     ax.set_title(f"Relative gain over {reference} (95% bootstrap CI; > 0 = better)")
     ax.grid(True, which="both", alpha=0.3)
@@ -309,9 +327,14 @@ def write_plots(
     directory: Path, *, frame, comparisons, grid, selected_records, metric, direction, methods
 ) -> list[Path]:
     """All figures of a sweep into ``directory``; returns the paths written."""
+    from modelbalance.experiments.report import subset_labels
+
+    labels = subset_labels(frame)
     paths = [
-        plot_error_vs_fraction(frame, metric, direction, methods, directory / "error_vs_fraction.png"),
-        plot_relative_gain(comparisons, metric, methods, directory / "relative_gain.png"),
+        plot_error_vs_fraction(
+            frame, metric, direction, methods, directory / "error_vs_fraction.png", labels
+        ),
+        plot_relative_gain(comparisons, metric, methods, directory / "relative_gain.png", labels),
         plot_layer_alphas(selected_records, methods, directory / "layer_alphas.png"),
         plot_factors_over_time(selected_records, directory / "factors_over_time.png"),
         plot_lr_grid(grid, metric, methods, directory / "lr_grid.png", direction),

@@ -18,7 +18,7 @@ is P = 1 - (u_l / u_j)^(1 - alpha_j), the empirical CDF is E = (below[l] - s) / 
 H = (upto[l] - s) / k at u_l. The distance is
 
     "both":  D_j = max_l max(H - P, P - E)   the supremum of |ECDF - CDF| over x >= xmin (both sides of each step)
-    "lower": D_j = max_l |E - P|             the ECDF just below each distinct value, as in the code of
+    "lower": D_j = max_l |E - P|             (default) the ECDF just below each distinct value, as in the code of
                                              Clauset et al. and the ``powerlaw`` package
 
 Every D_j is the maximum of the same elementwise numbers, however it is computed, so the two algorithms here
@@ -124,7 +124,7 @@ def scan(
     candidates: np.ndarray,
     alphas: np.ndarray | None = None,
     suffix_log: np.ndarray | None = None,
-    ks_steps: KsSteps = "both",
+    ks_steps: KsSteps = "lower",
     method: Literal["auto", "dense", "bounded"] = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """KS distance of each candidate (distinct indices with spread above them, ascending) and the alphas used.
@@ -162,7 +162,7 @@ def scan(
 
 
 def tail_distance(
-    sorted_tail: np.ndarray, log_xmin: float, alpha: float, ks_steps: KsSteps = "both"
+    sorted_tail: np.ndarray, log_xmin: float, alpha: float, ks_steps: KsSteps = "lower"
 ) -> float:
     """KS distance of one sorted tail (all values >= xmin) against the power law from ``log_xmin``."""
     steps = Steps.of(sorted_tail)

@@ -144,16 +144,21 @@ def gram_eigenvalues(stacks, workers: int = 1, symmetric: bool = False):
     ``workers > 1`` and the ctypes binding available, whole stacks are decomposed in parallel, one per worker,
     with OpenBLAS pinned to one thread; at most ``workers + 1`` stacks are materialised at a time.
     """
+    from threadpoolctl import threadpool_limits
+
     binding = _binding_or_none()
 
     def run(make):
         return np.stack([_one(binding, m, symmetric) for m in make()])
 
     if not binding or workers <= 1:
-        for make in stacks:
-            yield run(make)
+        # One worker means one thread was asked for (torch.get_num_threads() == 1): keep OpenBLAS to it too.
+        # Its default, a thread per core, oversubscribes a machine whose other cores are busy (a --threads 1
+        # sweep with two workers on two cores): its threads spin-wait and a 384-wide syevd took 20x longer.
+        with threadpool_limits(1, user_api="blas"):
+            for make in stacks:
+                yield run(make)
         return
-    from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
         pending = []

@@ -19,10 +19,11 @@ and the fit quality is the Kolmogorov-Smirnov distance between the tail's empiri
 
 ``xmin="ks"`` is the scan of Clauset, Shalizi & Newman (2009) on any positive data, ties included: the candidates
 are the distinct values, the tail of xmin = x is every value >= x, and the distance is computed exactly
-(:mod:`modelbalance.spectral.ks`) in about m * sqrt(n) steps for m distinct values. Differences from
-``powerlaw.Fit(data, discrete=False)``, all deliberate:
-- the KS distance is the supremum of |ECDF - CDF| (both sides of each ECDF step); powerlaw compares the CDF with
-  the ECDF just below each distinct value only. ``ks_steps="lower"`` does the same and then picks the same xmin;
+(:mod:`modelbalance.spectral.ks`) in about m * sqrt(n) steps for m distinct values. The distance is the one the
+``powerlaw`` package, Clauset et al.'s code and the reference TempBalance code use (the ECDF just below each
+distinct value against the CDF), so the scan picks their xmin; ``ks_steps="both"`` takes the exact supremum of
+|ECDF - CDF| over both sides of each ECDF step instead. Deliberate differences from
+``powerlaw.Fit(data, discrete=False)``:
 - candidates must leave ``min_tail`` (10) values in the tail; powerlaw tries every distinct value but the two
   largest;
 - alpha is the closed-form maximum-likelihood (Hill) estimate, unconstrained; powerlaw fits numerically when it
@@ -49,15 +50,16 @@ class FitConfig:
 
     ``xmin_pos=2`` puts xmin at the median (NeurIPS TempBalance, the PDE runs); the EMNLP GLUE runs used 1.5
     (tail = top third). ``min_tail`` is the smallest tail the KS and peak scans consider. ``ks_steps`` is the
-    KS distance: "both" (default) the supremum of |ECDF - CDF| over both sides of each ECDF step, "lower" the
-    ECDF just below each distinct value only (Clauset et al.'s code, the ``powerlaw`` package).
+    KS distance: "lower" (default) the ECDF just below each distinct value against the CDF (Clauset et al.'s
+    code, the ``powerlaw`` package, the reference TempBalance code), "both" the exact supremum of |ECDF - CDF|
+    over both sides of each ECDF step (at most 1/k larger).
     """
 
     xmin: XminRule | float = "fixed"
     xmin_pos: float = 2.0
     min_tail: int = 10
     peak_bins: int = 100
-    ks_steps: KsSteps = "both"
+    ks_steps: KsSteps = "lower"
 
     def __post_init__(self):
         if isinstance(self.xmin, str):
@@ -84,10 +86,11 @@ class FitConfig:
             raise ValueError(f"ks_steps must be 'both' or 'lower', got {self.ks_steps!r}")
 
     def key(self) -> tuple:
-        """The settings as a tuple, ``FitConfig(*key)`` rebuilds them (the default ks_steps is left out, so
-        keys, and the null-reference cache on disk, are the same as before that field existed)."""
+        """The settings that change alpha, as a tuple that ``FitConfig(*key)`` rebuilds (the key of the
+        null-reference cache on disk). ``ks_steps`` picks xmin only in the "ks" and "peak" scans, so only those
+        keys hold it: a fixed or numeric xmin keeps the key it had before that field existed."""
         key = (self.xmin, float(self.xmin_pos), self.min_tail, self.peak_bins)
-        return key if self.ks_steps == "both" else (*key, self.ks_steps)
+        return (*key, self.ks_steps) if self.xmin in ("ks", "peak") else key
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def fit_power_law(
     xmin_pos: float = 2.0,
     min_tail: int = 10,
     peak_bins: int = 100,
-    ks_steps: KsSteps = "both",
+    ks_steps: KsSteps = "lower",
     config: FitConfig | None = None,
 ) -> PowerLawFit:
     """Fit a power law to the upper tail of ``eigenvalues`` (any order; zeros are ignored).
@@ -157,9 +160,9 @@ def fit_power_law(
         Position divisor for "fixed": 2 = median, 1.5 = top third.
     min_tail : int
         Smallest tail (number of values >= xmin) the "ks" and "peak" scans consider.
-    ks_steps : "both" or "lower"
-        The KS distance: "both", the supremum of |ECDF - CDF| (both sides of each ECDF step); "lower", the ECDF
-        just below each distinct value only, as ``powerlaw.Fit`` computes it.
+    ks_steps : "lower" or "both"
+        The KS distance: "lower" (default), the ECDF just below each distinct value against the CDF, as
+        ``powerlaw.Fit`` computes it; "both", the exact supremum of |ECDF - CDF| (both sides of each ECDF step).
     config : FitConfig, optional
         Overrides the keyword arguments above.
 

@@ -1,0 +1,111 @@
+"""The sweep figures name k-shot subsets by their shots, and the cross-study size report pools studies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelbalance.experiments import plots
+from modelbalance.experiments.report import comparison_frame, subset_labels
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kshot_frame(shots: list[int], seeds: int = 4, pool: int = 1000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in shots:
+        for method, shift in (("baseline", 0.0), ("tb", 0.01)):
+            for seed in range(seeds):
+                rows.append(
+                    dict(
+                        task="spam",
+                        model="minilm",
+                        fraction=2 * k / pool,
+                        n_train=2 * k,
+                        shots=k,
+                        seed=seed,
+                        method=method,
+                        lr=3e-4,
+                        point="lr=0.0003",
+                        selected=True,
+                        status="ok",
+                        accuracy=0.8 + 0.01 * np.log2(k) + shift + 0.01 * rng.standard_normal(),
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Keep the figures the plot functions save, so their axes can be read."""
+    saved = []
+    real = plots._save
+
+    def keep(fig, path):
+        saved.append(fig)
+        return real(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return saved
+
+
+def test_kshot_axes_are_named_by_shots(tmp_path, figures):
+    frame = kshot_frame([4, 16])
+    labels = subset_labels(frame)
+    comparisons = comparison_frame(frame, metric="accuracy", direction="max", methods=["baseline", "tb"])
+    assert plots.plot_error_vs_fraction(
+        frame, "accuracy", "max", ["baseline", "tb"], tmp_path / "a.png", labels
+    )
+    assert plots.plot_relative_gain(comparisons, "accuracy", ["baseline", "tb"], tmp_path / "g.png", labels)
+    for fig in figures:
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["4/class", "16/class"]
+        assert ax.get_xlabel().startswith("training examples per class")
+
+
+def test_fraction_axes_keep_fractions(tmp_path, figures):
+    frame = kshot_frame([4, 16]).drop(columns="shots")
+    plots.plot_error_vs_fraction(frame, "accuracy", "max", ["baseline", "tb"], tmp_path / "a.png")
+    ax = figures[0].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.008", "0.032"]
+    assert ax.get_xlabel().startswith("training fraction of the pool")
+
+
+def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
+    frame = kshot_frame([4, 16], seeds=5)
+    folders = []
+    for k in (4, 16):
+        folder = tmp_path / f"k{k}"
+        folder.mkdir()
+        frame[frame["shots"] == k].to_csv(folder / "results.csv", index=False)
+        folders.append(str(folder))
+    script = ROOT / "benchmarks" / "nlp_study" / "size_report.py"
+    out = tmp_path / "sizes"
+    done = subprocess.run(
+        [sys.executable, str(script), *folders, "--out", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out / "comparisons.csv")
+    assert sorted(table["fraction"]) == pytest.approx([0.008, 0.032])
+    assert (table["n"] == 5).all()
+    # one Holm correction over both sizes: each adjusted p is at least its raw p, and at most twice it
+    assert (table["p_ttest_holm"] >= table["p_ttest"] - 1e-12).all()
+    assert (table["p_ttest_holm"] <= 2 * table["p_ttest"] + 1e-12).all()
+    assert (out / "plots" / "gain_vs_size.png").is_file()
+    assert "| 16/class | tb |" in (out / "summary.md").read_text()
+
+    other = frame[frame["shots"] == 16].assign(task="wordnet")
+    other.to_csv(Path(folders[1]) / "results.csv", index=False)
+    mixed = subprocess.run(
+        [sys.executable, str(script), *folders, "--out", str(tmp_path / "mixed")],
+        capture_output=True,
+        text=True,
+    )
+    assert mixed.returncode != 0
+    assert "mix tasks" in mixed.stderr
