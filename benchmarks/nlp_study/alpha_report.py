@@ -74,7 +74,9 @@ def main() -> None:
             continue
         history = pd.DataFrame(r["tb_history"])
         factor = history.groupby("unit")["factor"].mean()
+        # a block's factor: its own (block units) or the mean over its layers' (layer units)
         factor.index = [block_of(u + ".x") for u in factor.index]
+        factor = factor[factor.index.notna()].groupby(level=0).mean()
         moved = table[
             (table["method"] == r["method"])
             & (table["seed"] == r["seed"])

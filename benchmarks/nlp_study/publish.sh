@@ -10,4 +10,4 @@ cp -r "$W/$name"/{summary.md,results.csv,config.json} "$out"/
 if [ -f "$W/$name/grid.csv" ]; then cp "$W/$name/grid.csv" "$out"/; fi
 if [ -d "$W/$name/plots" ]; then cp -r "$W/$name/plots" "$out"/; fi
 tar -czf "$out/runs.tar.gz" -C "$W/$name" runs
-python benchmarks/nlp_study/alpha_report.py "$W/$name" > "$out/alphas.md"
+python benchmarks/nlp_study/alpha_report.py "$W/$name" > "$out/alphas.md" || echo "alpha report of $name failed"
