@@ -307,7 +307,9 @@ def test_non_finite_user_data_is_a_one_line_error_at_load(tmp_path, kind, bad, a
     elif kind == "h5":
         path = write_h5(tmp_path / "user.h5", inputs=inputs, targets=targets)
     else:  # a PDEBench series u(t): inputs = u(t=0), targets = u(t=last)
-        path = write_h5(tmp_path / "1D_user.hdf5", tensor=np.stack([inputs, np.zeros_like(inputs), targets], 1))
+        path = write_h5(
+            tmp_path / "1D_user.hdf5", tensor=np.stack([inputs, np.zeros_like(inputs), targets], 1)
+        )
     with pytest.raises(ValueError) as info:
         load_pde_file(path)
     message = str(info.value)

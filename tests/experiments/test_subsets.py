@@ -72,10 +72,14 @@ def test_config_subset_axes_and_equal_budget_grids():
     assert config.run_hash("tb", {"s_max": 0.5}) != config.run_hash("tb", {"s_max": 1.0})
     assert config.run_hash("tb") == config.run_hash("tb", {})
     with pytest.raises(ValueError, match=r"unequal tuning budget \(baseline: 2, tb: 4"):
-        ExperimentConfig(methods=("baseline", "tb"), grids={"tb": grids["tb"], "baseline": {"lr": [1e-3, 2e-3]}})
+        ExperimentConfig(
+            methods=("baseline", "tb"), grids={"tb": grids["tb"], "baseline": {"lr": [1e-3, 2e-3]}}
+        )
     with pytest.raises(ValueError, match="not one of the methods"):
         ExperimentConfig(methods=("baseline",), grids={"tb": grids["tb"]})
-    unequal = ExperimentConfig(methods=("baseline", "tb"), grids={"tb": grids["tb"]}, allow_unequal_budget=True)
+    unequal = ExperimentConfig(
+        methods=("baseline", "tb"), grids={"tb": grids["tb"]}, allow_unequal_budget=True
+    )
     assert len(unequal.grid_points("baseline")) == 1
 
 
@@ -83,5 +87,7 @@ def test_old_run_hashes_survive_the_new_fields():
     # the hash of a config without the new fields must not change, so published results stay reusable
     config = ExperimentConfig(task="burgers", model="fno", fractions=(0.1,), lrs=(1e-3, 3e-3))
     shared = config.shared_dict()
-    assert "finetune" not in shared and "lora" not in shared and "sizes" not in shared and "grids" not in shared
+    assert (
+        "finetune" not in shared and "lora" not in shared and "sizes" not in shared and "grids" not in shared
+    )
     assert ExperimentConfig(task="burgers", finetune="lora").shared_dict()["finetune"] == "lora"

@@ -137,7 +137,12 @@ def _loader(
 ) -> DataLoader:
     # No workers: the runner's models are small and worker start-up would dominate on CPU.
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0, collate_fn=collate
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        num_workers=0,
+        collate_fn=collate,
     )
 
 

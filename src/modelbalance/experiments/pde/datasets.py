@@ -402,9 +402,9 @@ def generate_cfd1d(
         "limiter": limiter,
         "viscosity": viscosity,
         "time_stepper": time_stepper,
-        "solver_resolution": None if solver_resolution is None else _positive_int(
-            "solver_resolution", solver_resolution
-        ),
+        "solver_resolution": None
+        if solver_resolution is None
+        else _positive_int("solver_resolution", solver_resolution),
         "seed": int(seed),
     }
     p = params
@@ -416,9 +416,12 @@ def generate_cfd1d(
             raise ValueError(f"cfd1d: {name} must lie in (0, 1], got {value}")
     if p["gamma"] <= 1.0:
         raise ValueError(f"cfd1d: gamma must be > 1, got {gamma}")
-    for name, value, known in (("boundary", boundary, BOUNDARIES), ("limiter", limiter, LIMITERS),
-                               ("viscosity", viscosity, VISCOSITY_MODELS),
-                               ("time_stepper", time_stepper, TIME_STEPPERS)):
+    for name, value, known in (
+        ("boundary", boundary, BOUNDARIES),
+        ("limiter", limiter, LIMITERS),
+        ("viscosity", viscosity, VISCOSITY_MODELS),
+        ("time_stepper", time_stepper, TIME_STEPPERS),
+    ):
         if value not in known:
             raise ValueError(f"cfd1d: unknown {name} {value!r}; known: {', '.join(known)}")
     if p["resolution"] < 4:
@@ -427,14 +430,21 @@ def generate_cfd1d(
     if n_solve % p["resolution"]:
         raise ValueError(f"cfd1d: solver_resolution {n_solve} must be a multiple of resolution {resolution}")
     if p["n_times"] < 2:
-        raise ValueError(f"cfd1d: n_times must be >= 2 (the initial state and at least one more), got {n_times}")
+        raise ValueError(
+            f"cfd1d: n_times must be >= 2 (the initial state and at least one more), got {n_times}"
+        )
 
     def build(bar: tqdm) -> np.ndarray:
         from .cfd1d import primitive_to_conservative, rand_initial_conditions, solve_cfd1d
 
         rho, v, pressure = rand_initial_conditions(
-            p["seed"], p["n_samples"], resolution=n_solve, x_left=p["x_left"],
-            length=p["length"], max_wavenumber=p["max_wavenumber"], density_range=tuple(p["density_range"]),
+            p["seed"],
+            p["n_samples"],
+            resolution=n_solve,
+            x_left=p["x_left"],
+            length=p["length"],
+            max_wavenumber=p["max_wavenumber"],
+            density_range=tuple(p["density_range"]),
             pressure_range=tuple(p["pressure_range"]),
         )
         times = np.linspace(0.0, p["t_final"], p["n_times"])
@@ -443,10 +453,21 @@ def generate_cfd1d(
         for start in range(0, p["n_samples"], _CHUNK_CFD):
             stop = min(start + _CHUNK_CFD, p["n_samples"])
             traj = solve_cfd1d(
-                rho[start:stop], v[start:stop], pressure[start:stop], times=times, eta=p["eta"],
-                zeta=p["zeta"], gamma=p["gamma"], length=p["length"], boundary=p["boundary"], cfl=p["cfl"],
-                viscous_cfl=p["viscous_cfl"], limiter=p["limiter"], viscosity=p["viscosity"],
-                time_stepper=p["time_stepper"], first_sample=start,
+                rho[start:stop],
+                v[start:stop],
+                pressure[start:stop],
+                times=times,
+                eta=p["eta"],
+                zeta=p["zeta"],
+                gamma=p["gamma"],
+                length=p["length"],
+                boundary=p["boundary"],
+                cfl=p["cfl"],
+                viscous_cfl=p["viscous_cfl"],
+                limiter=p["limiter"],
+                viscosity=p["viscosity"],
+                time_stepper=p["time_stepper"],
+                first_sample=start,
             )
             if factor > 1:  # cell-average the conservative variables onto the output grid
                 cons = primitive_to_conservative(traj[:, 0], traj[:, 1], traj[:, 2], p["gamma"])
@@ -664,7 +685,9 @@ def _positive_range(name: str, value) -> list[float]:
         raise ValueError(f"{name} must be a pair (low, high), got {value!r}")
     low, high = (_finite_float(name, v) for v in value)
     if not 0 < low <= high:
-        raise ValueError(f"cfd1d: {name} must satisfy 0 < low <= high (positive initial states), got {value!r}")
+        raise ValueError(
+            f"cfd1d: {name} must satisfy 0 < low <= high (positive initial states), got {value!r}"
+        )
     return [low, high]
 
 

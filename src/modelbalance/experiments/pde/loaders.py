@@ -135,7 +135,9 @@ def load_pdebench(
                 f"{path}: not a PDEBench layout: expected 'tensor', 'nu'+'tensor', CFD fields "
                 f"(density, Vx, pressure) or per-sample groups with 'data'; found keys {sorted(keys)}"
             )
-    return _finite(path, "inputs", _as_float32(path, inputs)), _finite(path, "targets", _as_float32(path, targets))
+    return _finite(path, "inputs", _as_float32(path, inputs)), _finite(
+        path, "targets", _as_float32(path, targets)
+    )
 
 
 def load_trajectories(
@@ -148,7 +150,9 @@ def load_trajectories(
 ) -> np.ndarray:
     """Whole trajectories ``(N, channels, nt, *space)`` float32 (see :func:`_load_trajectories`); a NaN or Inf in
     them is a one-line ValueError naming the file and the first bad sample."""
-    array = _load_trajectories(path, stride=stride, time_stride=time_stride, max_samples=max_samples, layout=layout)
+    array = _load_trajectories(
+        path, stride=stride, time_stride=time_stride, max_samples=max_samples, layout=layout
+    )
     return _finite(path, "trajectories", array)
 
 
@@ -195,8 +199,12 @@ def _load_trajectories(
             raise ValueError(f"{path}: missing array 'trajectories' (found {sorted(files)})")
         if series.ndim < 4:
             raise ValueError(f"{path}: 'trajectories' must be (N, channels, nt, *space), got {series.shape}")
-        index = (slice(0, n_limit), slice(None), slice(None, None, time_stride),
-                 *(slice(None, None, stride) for _ in series.shape[3:]))
+        index = (
+            slice(0, n_limit),
+            slice(None),
+            slice(None, None, time_stride),
+            *(slice(None, None, stride) for _ in series.shape[3:]),
+        )
         return _as_float32(path, series[index])
     h5py = _import_h5py()
     with _open_h5(h5py, path) as f:
@@ -216,7 +224,9 @@ def _load_trajectories(
         if layout == "cfd":
             missing = [name for name in ("density", "Vx", "pressure") if name not in keys]
             if missing:
-                raise ValueError(f"{path}: CFD file lacks dataset(s) {', '.join(missing)} (found {sorted(keys)})")
+                raise ValueError(
+                    f"{path}: CFD file lacks dataset(s) {', '.join(missing)} (found {sorted(keys)})"
+                )
             names = [name for name in _CFD_FIELDS if name in keys]
             shapes = {name: f[name].shape for name in names}
             if len(set(shapes.values())) != 1:
@@ -236,8 +246,12 @@ def _load_trajectories(
         if data.ndim < 4:
             raise ValueError(f"{path}: 'trajectories' must be (N, channels, nt, *space), got {data.shape}")
         n = _count(data.shape[0], n_limit)
-        index = (slice(0, n), slice(None), slice(None, None, time_stride),
-                 *(slice(None, None, stride) for _ in data.shape[3:]))
+        index = (
+            slice(0, n),
+            slice(None),
+            slice(None, None, time_stride),
+            *(slice(None, None, stride) for _ in data.shape[3:]),
+        )
         return _as_float32(path, data[index])
 
 
@@ -327,7 +341,9 @@ def load_arrays(
     step = _positive(path, "stride", stride)
     index = (slice(0, n), slice(None), *(slice(None, None, step) for _ in range(spatial_dims)))
     inputs, targets = inputs[index], targets[index]
-    return _finite(path, "inputs", _as_float32(path, inputs)), _finite(path, "targets", _as_float32(path, targets))
+    return _finite(path, "inputs", _as_float32(path, inputs)), _finite(
+        path, "targets", _as_float32(path, targets)
+    )
 
 
 # ------------------------------------------------------------------------------------------------ helpers
