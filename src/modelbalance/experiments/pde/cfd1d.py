@@ -178,7 +178,7 @@ def solve_cfd1d(
     """
     rho0, v0, p0 = _batched_initial_state(density, velocity, pressure)
     times = np.asarray(times, dtype=np.float64)
-    _check_parameters(
+    check_parameters(
         times,
         eta=eta,
         zeta=zeta,
@@ -383,9 +383,12 @@ def _batched_initial_state(density, velocity, pressure):
     return arrays
 
 
-def _check_parameters(
+def check_parameters(
     times, *, eta, zeta, gamma, length, boundary, cfl, viscous_cfl, limiter, viscosity, time_stepper
 ):
+    """ValueError / TypeError for unphysical or unknown solver settings; ``times=None`` skips the time checks
+    (the data generator checks its settings before it builds the output times)."""
+
     def number(name, value):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise TypeError(f"cfd1d: {name} must be a number, got {value!r}")
@@ -411,6 +414,8 @@ def _check_parameters(
     ):
         if value not in known:
             raise ValueError(f"cfd1d: unknown {name} {value!r}; known: {', '.join(known)}")
+    if times is None:
+        return
     if times.ndim != 1 or times.size < 1 or not np.isfinite(times).all():
         raise ValueError("cfd1d: times must be a non-empty 1D array of finite numbers")
     if times[0] != 0.0 or np.any(np.diff(times) < 0):

@@ -381,7 +381,7 @@ def generate_cfd1d(
     :class:`~modelbalance.experiments.pde.cfd1d.CFDSolverError` (naming the sample and time step) when a
     solution turns non-finite or non-positive; nothing is cached then.
     """
-    from .cfd1d import BOUNDARIES, LIMITERS, TIME_STEPPERS, VISCOSITY_MODELS
+    from .cfd1d import check_parameters
 
     params = {
         "n_samples": _positive_int("n_samples", n_samples),
@@ -408,22 +408,19 @@ def generate_cfd1d(
         "seed": int(seed),
     }
     p = params
-    for name, value in (("eta", eta), ("zeta", zeta)):
-        if value < 0:
-            raise ValueError(f"cfd1d: viscosity {name} must be >= 0, got {value}")
-    for name, value in (("cfl", cfl), ("viscous_cfl", viscous_cfl)):
-        if not 0.0 < value <= 1.0:
-            raise ValueError(f"cfd1d: {name} must lie in (0, 1], got {value}")
-    if p["gamma"] <= 1.0:
-        raise ValueError(f"cfd1d: gamma must be > 1, got {gamma}")
-    for name, value, known in (
-        ("boundary", boundary, BOUNDARIES),
-        ("limiter", limiter, LIMITERS),
-        ("viscosity", viscosity, VISCOSITY_MODELS),
-        ("time_stepper", time_stepper, TIME_STEPPERS),
-    ):
-        if value not in known:
-            raise ValueError(f"cfd1d: unknown {name} {value!r}; known: {', '.join(known)}")
+    solver_options = (
+        "eta",
+        "zeta",
+        "gamma",
+        "length",
+        "boundary",
+        "cfl",
+        "viscous_cfl",
+        "limiter",
+        "viscosity",
+        "time_stepper",
+    )
+    check_parameters(None, **{k: p[k] for k in solver_options})
     if p["resolution"] < 4:
         raise ValueError(f"cfd1d: resolution must be >= 4, got {resolution}")
     n_solve = p["solver_resolution"] or p["resolution"]
