@@ -587,19 +587,13 @@ def _cached(
     use_cache: bool,
     progress: bool | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    path = cache_path(task, params, cache_dir)
-    if use_cache and path.exists():
-        loaded = _read_cache(path, params)
-        if loaded is not None:
-            return loaded
-    disable = None if progress is None else not progress
-    with tqdm(total=params["n_samples"], desc=f"generating {task}", unit="sample", disable=disable) as bar:
+    """(inputs, targets) pairs of ``task``, from the cache or ``build`` (then cached), with a channel axis."""
+
+    def pairs(bar: tqdm) -> tuple[np.ndarray, ...]:
         inputs, targets = build(bar)
-    inputs = np.ascontiguousarray(inputs[:, None], dtype=np.float32)
-    targets = np.ascontiguousarray(targets[:, None], dtype=np.float32)
-    if use_cache:
-        _write_cache(path, {"inputs": inputs, "targets": targets}, params)
-    return inputs, targets
+        return tuple(np.ascontiguousarray(a[:, None], dtype=np.float32) for a in (inputs, targets))
+
+    return _cached_arrays(task, params, pairs, ("inputs", "targets"), cache_dir, use_cache, progress)
 
 
 def _cached_trajectories(
@@ -611,17 +605,34 @@ def _cached_trajectories(
     progress: bool | None,
 ) -> np.ndarray:
     """Like :func:`_cached` for generators of whole trajectories (one float32 array, stored as-is)."""
+
+    def trajectories(bar: tqdm) -> tuple[np.ndarray, ...]:
+        return (np.ascontiguousarray(build(bar), dtype=np.float32),)
+
+    return _cached_arrays(task, params, trajectories, ("trajectories",), cache_dir, use_cache, progress)[0]
+
+
+def _cached_arrays(
+    task: str,
+    params: dict,
+    build: Callable[[tqdm], tuple[np.ndarray, ...]],
+    keys: tuple[str, ...],
+    cache_dir: str | os.PathLike | None,
+    use_cache: bool,
+    progress: bool | None,
+) -> tuple[np.ndarray, ...]:
+    """The arrays ``keys`` of ``task`` with ``params``: read from the cache, else built (with a bar) and written."""
     path = cache_path(task, params, cache_dir)
     if use_cache and path.exists():
-        loaded = _read_cache(path, params, keys=("trajectories",))
+        loaded = _read_cache(path, params, keys)
         if loaded is not None:
-            return loaded[0]
+            return loaded
     disable = None if progress is None else not progress
     with tqdm(total=params["n_samples"], desc=f"generating {task}", unit="sample", disable=disable) as bar:
-        trajectories = np.ascontiguousarray(build(bar), dtype=np.float32)
+        arrays = build(bar)
     if use_cache:
-        _write_cache(path, {"trajectories": trajectories}, params)
-    return trajectories
+        _write_cache(path, dict(zip(keys, arrays, strict=True)), params)
+    return arrays
 
 
 def _read_cache(path: Path, params: dict, keys: tuple[str, ...] = ("inputs", "targets")) -> tuple | None:

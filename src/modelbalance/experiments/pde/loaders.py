@@ -148,22 +148,6 @@ def load_trajectories(
     max_samples: int | None = None,
     layout: str | None = None,
 ) -> np.ndarray:
-    """Whole trajectories ``(N, channels, nt, *space)`` float32 (see :func:`_load_trajectories`); a NaN or Inf in
-    them is a one-line ValueError naming the file and the first bad sample."""
-    array = _load_trajectories(
-        path, stride=stride, time_stride=time_stride, max_samples=max_samples, layout=layout
-    )
-    return _finite(path, "trajectories", array)
-
-
-def _load_trajectories(
-    path: str | os.PathLike,
-    *,
-    stride: int = 1,
-    time_stride: int = 1,
-    max_samples: int | None = None,
-    layout: str | None = None,
-) -> np.ndarray:
     """Whole trajectories ``(N, channels, nt, *space)`` float32 from a PDEBench HDF5 file or an ``.npz``.
 
     Usage: ``traj = load_trajectories("1D_CFD_Rand_Eta0.1_Zeta0.1_periodic_Train.hdf5", stride=8,
@@ -177,7 +161,8 @@ def _load_trajectories(
     every ``time_stride``-th time (``reduced_resolution_t``), ``max_samples`` the first samples; only those
     slices are read (in blocks of samples, so a 12 GB download needs no more memory than the result).
     Coordinates (``x-coordinate``, ``t-coordinate``) are not read; PDEBench's ``t-coordinate`` of the 1D CFD
-    sets has one entry more than the data's 101 times.
+    sets has one entry more than the data's 101 times. A NaN or Inf in the result is a one-line ValueError
+    naming the file and the first bad sample.
     """
     path = Path(path)
     stride = _positive(path, "stride", stride)
@@ -205,7 +190,7 @@ def _load_trajectories(
             slice(None, None, time_stride),
             *(slice(None, None, stride) for _ in series.shape[3:]),
         )
-        return _as_float32(path, series[index])
+        return _finite(path, "trajectories", _as_float32(path, series[index]))
     h5py = _import_h5py()
     with _open_h5(h5py, path) as f:
         keys = set(f.keys())
@@ -234,7 +219,7 @@ def _load_trajectories(
             fields = [f[name] for name in names]
             if fields[0].ndim < 3:
                 raise ValueError(f"{path}: CFD fields must be (N, nt, *space), got {fields[0].shape}")
-            return _read_series(path, fields, time_stride, stride, n_limit)
+            return _finite(path, "trajectories", _read_series(path, fields, time_stride, stride, n_limit))
         name = "tensor" if layout == "tensor" else "trajectories"
         if name not in keys:
             raise ValueError(f"{path}: missing dataset {name!r} (found {sorted(keys)})")
@@ -242,7 +227,7 @@ def _load_trajectories(
         if layout == "tensor":
             if data.ndim < 3:
                 raise ValueError(f"{path}: 'tensor' must be (N, nt, *space), got {data.shape}")
-            return _read_series(path, [data], time_stride, stride, n_limit)
+            return _finite(path, "trajectories", _read_series(path, [data], time_stride, stride, n_limit))
         if data.ndim < 4:
             raise ValueError(f"{path}: 'trajectories' must be (N, channels, nt, *space), got {data.shape}")
         n = _count(data.shape[0], n_limit)
@@ -252,7 +237,7 @@ def _load_trajectories(
             slice(None, None, time_stride),
             *(slice(None, None, stride) for _ in data.shape[3:]),
         )
-        return _as_float32(path, data[index])
+        return _finite(path, "trajectories", _as_float32(path, data[index]))
 
 
 def _read_series(path, fields, time_stride, stride, n_limit, block: int = 256) -> np.ndarray:

@@ -117,3 +117,23 @@ class Task:
     def describe(self) -> str:
         """One line for the summary: what the data is."""
         return self.name
+
+
+def check_data_options(
+    name: str, params: dict[str, Any], file_options: tuple[str, ...], data: str | None, takes: str
+) -> None:
+    """Refuse options that do not fit where a task's data comes from (a ``--data`` file or a generator).
+
+    With ``data``, ``params`` may hold only ``file_options`` (``takes`` says so in the error); without it, none of
+    them, since they apply to files only.
+    """
+    if data is not None:
+        stray = sorted(set(params) - set(file_options))
+        if stray:
+            raise ValueError(
+                f"task {name!r} with --data takes {takes}, not {stray} (those shape generated data)"
+            )
+    else:
+        stray = sorted(set(params) & set(file_options))
+        if stray:
+            raise ValueError(f"task {name!r}: {stray} apply to --data files only")

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from modelbalance.experiments.registry import TASKS
-from modelbalance.experiments.tasks import Task, TaskData
+from modelbalance.experiments.tasks import Task, TaskData, check_data_options
 
 # Defaults sized for CPU sweeps; every generator argument of modelbalance.experiments.pde can be overridden.
 GENERATED_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -88,17 +88,7 @@ class PDETask(Task):
             raise ValueError(f"task {name!r}: loss must be one of {LOSSES}, got {loss!r}")
         if not 0 < test_fraction < 1:
             raise ValueError(f"task {name!r}: test_fraction must lie in (0, 1), got {test_fraction}")
-        if data is not None:
-            stray = sorted(set(params) - set(LOADER_OPTIONS))
-            if stray:
-                raise ValueError(
-                    f"task {name!r} with --data takes only loader options {LOADER_OPTIONS}, "
-                    f"not {stray} (those shape generated data)"
-                )
-        else:
-            stray = sorted(set(params) & set(LOADER_OPTIONS))
-            if stray:
-                raise ValueError(f"task {name!r}: {stray} apply to --data files only")
+        check_data_options(name, params, LOADER_OPTIONS, data, f"only loader options {LOADER_OPTIONS}")
         self.name, self.data_path, self.seed = name, data, int(seed)
         self.test_fraction, self.loss_name, self.normalize, self.cache_dir = (
             test_fraction,

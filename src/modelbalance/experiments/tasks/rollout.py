@@ -53,7 +53,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from modelbalance.experiments.registry import TASKS
-from modelbalance.experiments.tasks import Task, TaskData
+from modelbalance.experiments.tasks import Task, TaskData, check_data_options
 
 __all__ = ["RolloutTask", "build_cfd1d", "build_rollout", "CFD1D_DEFAULTS", "CFD_CHANNELS"]
 
@@ -294,17 +294,8 @@ class RolloutTask(Task):
 # ---------------------------------------------------------------------------------------------------- factories
 def _split_options(name: str, params: dict[str, Any], data: str | None) -> tuple[dict, dict]:
     rollout = {k: params.pop(k) for k in ROLLOUT_OPTIONS if k in params}
-    if data is not None:
-        stray = sorted(set(params) - set(FILE_OPTIONS))
-        if stray:
-            raise ValueError(
-                f"task {name!r} with --data takes rollout options {ROLLOUT_OPTIONS} and file options "
-                f"{FILE_OPTIONS}, not {stray} (those shape generated data)"
-            )
-    else:
-        stray = sorted(set(params) & set(FILE_OPTIONS))
-        if stray:
-            raise ValueError(f"task {name!r}: {stray} apply to --data files only")
+    takes = f"rollout options {ROLLOUT_OPTIONS} and file options {FILE_OPTIONS}"
+    check_data_options(name, params, FILE_OPTIONS, data, takes)
     return rollout, params
 
 
