@@ -10,6 +10,14 @@ recompute step, eigensolver in a background thread, factors applied a fixed numb
 deterministic); asynchronous plus skipping layers whose weights moved too little to change alpha beyond 0.01
 (perturbation bound). Overhead = (time with TB - time without) / time without, over the same steps, taking the
 median of ``--repeat`` interleaved runs. Inputs are random token ids: the cost of a step does not depend on them.
+
+    python benchmarks/bench_tb_overhead.py --threads 2 --components   # what one recompute costs, and why
+
+``--components`` times the parts instead of whole runs (medians of ``--repeat`` x 5 repetitions, so the ratio is
+not buried in run-to-run noise): one training step without TempBalance, one synchronous recompute (snapshot,
+spectra, fits) of the balanced matrices, and, per matrix shape, the two LAPACK calls a recompute makes (the Gram
+matrix by ``syrk``, its eigenvalues by ``syevd``) and the tridiagonal reduction ``sytrd`` alone, which is the
+floor of any exact dense eigensolver. Every-step overhead with both cores training is at least recompute / step.
 """
 
 from __future__ import annotations
@@ -80,6 +88,77 @@ def run(
     return elapsed, (tb.num_recomputes if tb is not None else 0)
 
 
+def _median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def components(batch: int, seq: int, repeat: int) -> dict:
+    """Median seconds of one training step, one synchronous recompute and its LAPACK parts (see docstring)."""
+    import numpy as np
+    from scipy.linalg import lapack
+    from threadpoolctl import threadpool_limits
+
+    import modelbalance
+    from modelbalance.spectral.lapack import gram_eigenvalues
+
+    model = make_model().train()
+    opt = torch.optim.AdamW(modelbalance.param_groups(model, weight_decay=0.01), lr=3e-5)
+    tb = modelbalance.TempBalance(model, opt, interval=1, unit="block", metric="alpha", xmin_pos=1.5)
+    layers, measurer = tb.plan.layers, tb.measurer
+    tb.remove()  # the step below is the unbalanced one; the measurer is called directly
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, model.config.vocab_size, (batch, seq), generator=gen)
+    labels = torch.randint(0, 2, (batch,), generator=gen)
+
+    def step():
+        model(input_ids=ids, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+    def recompute():
+        measurer.run(measurer.snapshot(layers), {})
+
+    step(), recompute()  # warm-up: allocator, thread pools, the null-model cache
+    n = 5 * repeat
+    result = {"step_s": _median_time(step, n), "recompute_s": _median_time(recompute, n), "lapack": {}}
+    shapes: dict[tuple, int] = {}
+    for layer in layers:
+        shape = tuple(layer.matrices().shape[-2:])
+        shapes[shape] = shapes.get(shape, 0) + 1
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1, user_api="blas"):  # as a recompute runs them: one matrix per core
+        for shape, count in sorted(shapes.items()):
+            mat = rng.standard_normal(shape).astype(np.float32)
+            gram = mat.T @ mat if shape[0] >= shape[1] else mat @ mat.T
+
+            def syrk_syevd(mat=mat):
+                next(gram_eigenvalues([lambda: mat[None]], workers=1))
+
+            def sytrd(gram=gram):
+                lapack.ssytrd(gram, lower=1)
+
+            result["lapack"]["x".join(map(str, shape))] = {
+                "count": count,
+                "syrk_plus_syevd_s": _median_time(syrk_syevd, n),
+                "sytrd_s": _median_time(sytrd, n),
+            }
+    result["recompute_over_step"] = result["recompute_s"] / result["step_s"]
+    return result
+
+
+def _emit(result: dict, out: str | None) -> None:
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -95,10 +174,16 @@ def main():
     ap.add_argument(
         "--skip-tolerance", type=float, default=0.01, help="alpha change below which a layer is skipped"
     )
+    ap.add_argument("--components", action="store_true", help="time a step, a recompute and its parts")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
+    if args.components:
+        result = {"threads": args.threads, "batch": args.batch, "seq": args.seq}
+        result.update(components(args.batch, args.seq, args.repeat))
+        _emit(result, args.out)
+        return
     interval = args.interval or max(1, args.steps_per_epoch // 10)
     variants = args.variants.split(",")
     times: dict[str, list[float]] = {v: [] for v in variants}
@@ -122,11 +207,7 @@ def main():
         "recomputes": recomputes,
         "overhead": {v: statistics.median(t) / base - 1 for v, t in times.items() if v != "baseline"},
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    _emit(result, args.out)
 
 
 if __name__ == "__main__":
