@@ -42,12 +42,12 @@ def main() -> None:
             shutil.copy(path, runs_dir / path.name)
     tune = set(config.tune_seeds or ())
     complete = set(config.seeds)
-    for fraction in config.fractions:
+    for subset in _subsets(config):
         for method in config.methods:
             seeds = {
                 r["seed"]
                 for r in records
-                if r["method"] == method and abs(r["fraction"] - fraction) < 1e-12 and r["seed"] not in tune
+                if r["method"] == method and _in_subset(r, subset) and r["seed"] not in tune
             }
             complete &= seeds
     seeds = tuple(s for s in config.seeds if s in complete)
@@ -59,6 +59,20 @@ def main() -> None:
     run_experiment(merged, resume=True, progress=False)
 
 
+def _subsets(config: ExperimentConfig) -> list[tuple[str, float]]:
+    """The study's training subsets as (record field, value): by fraction, absolute size or shots per class."""
+    if config.fractions:
+        return [("fraction", f) for f in config.fractions]
+    if config.sizes:
+        return [("n_train", n) for n in config.sizes]
+    return [("shots", k) for k in config.shots]
+
+
+def _in_subset(record: dict, subset: tuple[str, float]) -> bool:
+    key, value = subset
+    return record.get(key) is not None and abs(record[key] - value) < 1e-12
+
+
 def _belongs(record: dict, config: ExperimentConfig) -> bool:
     """A run of this study (a folder may also hold runs of the studies it reused runs from)."""
     if record["method"] not in config.methods:
@@ -67,7 +81,7 @@ def _belongs(record: dict, config: ExperimentConfig) -> bool:
     return (
         record["task"] == config.task
         and record["model"] == config.model
-        and any(abs(record["fraction"] - f) < 1e-12 for f in config.fractions)
+        and any(_in_subset(record, subset) for subset in _subsets(config))
         and point in config.grid_points(record["method"])
         and record["run_hash"] == config.run_hash(record["method"], {k: v for k, v in point if k != "lr"})
     )
