@@ -420,7 +420,8 @@ def generate_cfd1d(
         "viscosity",
         "time_stepper",
     )
-    check_parameters(None, **{k: p[k] for k in solver_options})
+    solver_settings = {k: p[k] for k in solver_options}
+    check_parameters(None, **solver_settings)
     if p["resolution"] < 4:
         raise ValueError(f"cfd1d: resolution must be >= 4, got {resolution}")
     n_solve = p["solver_resolution"] or p["resolution"]
@@ -454,17 +455,8 @@ def generate_cfd1d(
                 v[start:stop],
                 pressure[start:stop],
                 times=times,
-                eta=p["eta"],
-                zeta=p["zeta"],
-                gamma=p["gamma"],
-                length=p["length"],
-                boundary=p["boundary"],
-                cfl=p["cfl"],
-                viscous_cfl=p["viscous_cfl"],
-                limiter=p["limiter"],
-                viscosity=p["viscosity"],
-                time_stepper=p["time_stepper"],
                 first_sample=start,
+                **solver_settings,
             )
             if factor > 1:  # cell-average the conservative variables onto the output grid
                 cons = primitive_to_conservative(traj[:, 0], traj[:, 1], traj[:, 2], p["gamma"])
@@ -635,7 +627,7 @@ def _cached_arrays(
     return arrays
 
 
-def _read_cache(path: Path, params: dict, keys: tuple[str, ...] = ("inputs", "targets")) -> tuple | None:
+def _read_cache(path: Path, params: dict, keys: tuple[str, ...]) -> tuple | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             stored = json.loads(str(data["params"]))
