@@ -8,7 +8,7 @@ W=${1:-/tmp/nlp_study}
 shift || true
 S=benchmarks/nlp_study
 STUDIES=("$@")
-[ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_lora spam_k64 pairs_full)
+[ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_lora spam_k64 pairs_full spam_k256)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"

@@ -2,7 +2,7 @@
 # The whole PDE study on a 2-core machine: two studies at a time (one torch thread each), each in its own
 # resumable folder under WORKDIR; a study that extends another (more seeds, a wider grid, variants) takes the
 # runs it shares with it through --reuse instead of training them again. Then the reports: docs/results/<study>/.
-# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 3 h on 2 cores; rerun to continue)
+# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 5 h on 2 cores; rerun to continue)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/pde_study}
@@ -13,7 +13,8 @@ study() {  # study [studies it extends ...]
   shift
   for other in "$@"; do reuse+=(--reuse "$W/$other"); done
   modelbalance experiment --config "$S/$name.toml" --out "$W/$name" --resume "${reuse[@]}" \
-    --no-plots --no-progress --threads 1 > "$W/$name.log" 2>&1 || echo "study $name exited $?"
+    --no-plots --no-progress --threads 1 --workers "${STUDY_WORKERS:-1}" > "$W/$name.log" 2>&1 \
+    || echo "study $name exited $?"
 }
 study burgers_fno & study darcy_fno & wait
 study burgers_fno_10seeds burgers_fno & study darcy_fno_10seeds darcy_fno & wait
@@ -21,8 +22,13 @@ study darcy_unet & study burgers_fno_explore burgers_fno_10seeds & wait
 study burgers_fno_fixed_lr burgers_fno_10seeds & study burgers_fno_fixed_lr_1e-2 burgers_fno_10seeds & wait
 study darcy_fno_fixed_lr darcy_fno_10seeds & study burgers_fno_wide & wait
 study burgers_fno_long
+# the paper's CFD regime (autoregressive 1D-CFD, 500 epochs StepLR): one study at a time on both cores (~1.6 h, ~0.4 h, ~0.8 h)
+STUDY_WORKERS=2 study cfd1d_fno_54
+STUDY_WORKERS=2 study cfd1d_fno_54_fixed_lr cfd1d_fno_54
+STUDY_WORKERS=2 study cfd1d_fno_54_controls cfd1d_fno_54_fixed_lr
 for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet burgers_fno_explore \
-  burgers_fno_fixed_lr burgers_fno_fixed_lr_1e-2 darcy_fno_fixed_lr burgers_fno_wide burgers_fno_long; do
+  burgers_fno_fixed_lr burgers_fno_fixed_lr_1e-2 darcy_fno_fixed_lr burgers_fno_wide burgers_fno_long \
+  cfd1d_fno_54 cfd1d_fno_54_fixed_lr cfd1d_fno_54_controls; do
   rm -rf "docs/results/$s"
   python benchmarks/pde_study/merge.py --config "$S/$s.toml" --out "docs/results/$s" "$W/$s" > "$W/merge_$s.log" 2>&1
   tar -czf "docs/results/$s/runs.tar.gz" -C "docs/results/$s" runs && rm -rf "docs/results/$s/runs"

@@ -1,0 +1,50 @@
+"""The committed study configs stay runnable, fair, and in step with the results published from them."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelbalance.experiments.config import TRAINING_GRID_PARAMS, ExperimentConfig
+from modelbalance.experiments.registry import METHODS, MODELS, TASKS, load_builtins
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "benchmarks").rglob("*.toml"))
+RESULTS = sorted(p.parent for p in (ROOT / "docs" / "results").glob("*/config.json"))
+
+
+def _config_of(results: Path) -> Path:
+    """docs/results/nlp_NAME <- benchmarks/nlp_study/NAME.toml; docs/results/NAME <- benchmarks/pde_study/NAME.toml."""
+    name = results.name
+    if name.startswith("nlp_"):
+        return ROOT / "benchmarks" / "nlp_study" / f"{name[4:]}.toml"
+    return ROOT / "benchmarks" / "pde_study" / f"{name}.toml"
+
+
+def test_there_are_study_configs_and_results():
+    assert len(CONFIGS) >= 10 and len(RESULTS) >= 10
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_study_config_names_and_options_are_valid(path):
+    load_builtins()
+    config = ExperimentConfig.from_file(path)
+    assert config.task in TASKS and config.model in MODELS
+    sizes = set()
+    for name in config.methods:
+        base, options = config.method_spec(name)
+        points = config.grid_points(name)
+        sizes.add(len(points))
+        for point in points:  # the factory rejects unknown or out-of-range options
+            extra = {k: v for k, v in point if k not in TRAINING_GRID_PARAMS}
+            METHODS.get(base)(**{**options, **extra})
+    assert len(sizes) == 1, f"{path.name}: methods get different numbers of tuning configurations: {sizes}"
+
+
+@pytest.mark.parametrize("results", RESULTS, ids=lambda p: p.name)
+def test_published_results_come_from_the_committed_config(results):
+    """Re-running the config of the same name reproduces the published sweep (same runs, same hashes)."""
+    path = _config_of(results)
+    assert path.is_file(), f"{results.name} has no config at {path.relative_to(ROOT)}"
+    saved = ExperimentConfig.from_dict(json.loads((results / "config.json").read_text()))
+    assert ExperimentConfig.from_file(path).differences(saved) == []
