@@ -59,13 +59,13 @@ def main() -> None:
     run_experiment(merged, resume=True, progress=False)
 
 
+_RECORD_FIELD = {"fractions": "fraction", "sizes": "n_train", "shots": "shots"}  # subset axis -> run record field
+
+
 def _subsets(config: ExperimentConfig) -> list[tuple[str, float]]:
     """The study's training subsets as (record field, value): by fraction, absolute size or shots per class."""
-    if config.fractions:
-        return [("fraction", f) for f in config.fractions]
-    if config.sizes:
-        return [("n_train", n) for n in config.sizes]
-    return [("shots", k) for k in config.shots]
+    axis = config.subset_axis
+    return [(_RECORD_FIELD[axis], value) for value in getattr(config, axis)]
 
 
 def _in_subset(record: dict, subset: tuple[str, float]) -> bool:

@@ -2,7 +2,7 @@
 # The whole PDE study on a 2-core machine: two studies at a time (one torch thread each), each in its own
 # resumable folder under WORKDIR; a study that extends another (more seeds, a wider grid, variants) takes the
 # runs it shares with it through --reuse instead of training them again. Then the reports: docs/results/<study>/.
-# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 5 h on 2 cores; rerun to continue)
+# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 6 h on 2 cores; rerun to continue)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/pde_study}

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from modelbalance.experiments.config import TRAINING_GRID_PARAMS, ExperimentConfig
-from modelbalance.experiments.registry import METHODS, MODELS, TASKS, load_builtins
+from modelbalance.experiments.config import ExperimentConfig
+from modelbalance.experiments.registry import MODELS, TASKS, load_builtins
+from modelbalance.experiments.runner import check_method_options
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "benchmarks").rglob("*.toml"))
@@ -28,17 +29,10 @@ def test_there_are_study_configs_and_results():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_study_config_names_and_options_are_valid(path):
     load_builtins()
-    config = ExperimentConfig.from_file(path)
+    config = ExperimentConfig.from_file(path)  # refuses unequal tuning budgets unless a config opts out
+    assert not config.allow_unequal_budget, f"{path.name}: a study must give every method the same budget"
     assert config.task in TASKS and config.model in MODELS
-    sizes = set()
-    for name in config.methods:
-        base, options = config.method_spec(name)
-        points = config.grid_points(name)
-        sizes.add(len(points))
-        for point in points:  # the factory rejects unknown or out-of-range options
-            extra = {k: v for k, v in point if k not in TRAINING_GRID_PARAMS}
-            METHODS.get(base)(**{**options, **extra})
-    assert len(sizes) == 1, f"{path.name}: methods get different numbers of tuning configurations: {sizes}"
+    check_method_options(config)  # every method built at every grid point: unknown or bad options raise
 
 
 @pytest.mark.parametrize("results", RESULTS, ids=lambda p: p.name)

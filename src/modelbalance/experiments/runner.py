@@ -233,11 +233,7 @@ def prepare(config: ExperimentConfig) -> PreparedExperiment:
     """
     task_factory = TASKS.get(config.task)
     model_factory = MODELS.get(config.model)
-    methods = {name: config.method_spec(name) for name in config.methods}
-    for name, (base, options) in methods.items():
-        for point in config.grid_points(name):  # validates the options, grid values included
-            extra = {k: v for k, v in point if k not in TRAINING_GRID_PARAMS}
-            _call_factory("method", name, METHODS.get(base), **{**options, **extra})
+    methods = check_method_options(config)
     device = resolve_device(config.device)
 
     task = _call_factory(
@@ -283,6 +279,19 @@ def prepare(config: ExperimentConfig) -> PreparedExperiment:
                 f"fraction {fraction:g} gives {prepared.n_train(fraction)} training sample(s)"
             )
     return prepared
+
+
+def check_method_options(config: ExperimentConfig) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Build every method of ``config`` at every grid point (options and grid values checked; no data needed).
+
+    Returns method name -> (registered base method, options), as ``config.method_spec`` gives them.
+    """
+    methods = {name: config.method_spec(name) for name in config.methods}
+    for name, (base, options) in methods.items():
+        for point in config.grid_points(name):
+            extra = {k: v for k, v in point if k not in TRAINING_GRID_PARAMS}
+            _call_factory("method", name, METHODS.get(base), **{**options, **extra})
+    return methods
 
 
 def file_digest(path: str) -> str:
