@@ -9,7 +9,7 @@ shift || true
 S=benchmarks/nlp_study
 STUDIES=("$@")
 [ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_lora spam_k64 pairs_full spam_k256 spam_k64_controls
-  spam_k512_fixed_lr)
+  spam_k512_fixed_lr spam_lora_k64)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
