@@ -103,6 +103,28 @@ def test_sweep_writes_rows_grid_and_summary(tmp_path):
     assert len(list((out / "runs").glob("*.json"))) == len(frame)
 
 
+def test_picks_at_a_grid_edge_are_flagged_in_log_summary_and_json(tmp_path, capsys):
+    # with two rates every pick is at an edge: the console, summary.md and results.json all say so
+    config = tiny_config(tmp_path / "out", lrs=(1e-2, 3e-3), fractions=(1.0,))
+    outcome = quiet(config)
+    console = capsys.readouterr().out
+    assert console.count("at the edge of its grid") == 2 and "widen the grid" in console
+    out = tmp_path / "out"
+    summary = (out / "summary.md").read_text()
+    assert "Grid too narrow" in summary
+    for method in ("baseline", "tb"):
+        lr = outcome.picked_lrs[1.0, method]
+        side = "top" if lr == 1e-2 else "bottom"
+        assert f"- {method} at 1: lr={lr:g} (lr ({side}))" in summary
+    picked = json.loads((out / "results.json").read_text())["picked"]
+    assert all(p["grid_edge"] in (["lr (top)"], ["lr (bottom)"]) for p in picked)
+    # one configuration per method is no tuning, hence no edge to report
+    quiet(tiny_config(tmp_path / "fixed", fractions=(1.0,)))
+    assert "Grid too narrow" not in (tmp_path / "fixed" / "summary.md").read_text()
+    picked = json.loads((tmp_path / "fixed" / "results.json").read_text())["picked"]
+    assert all(p["grid_edge"] == [] for p in picked)
+
+
 def test_learning_rate_is_picked_on_validation(tmp_path):
     config = tiny_config(tmp_path / "out", lrs=(3e-2, 1e-3))
     outcome = quiet(config)

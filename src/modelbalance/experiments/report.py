@@ -20,6 +20,7 @@ import pandas as pd
 from modelbalance.experiments.plan import point_label, record_point
 from modelbalance.experiments.stats import holm, mean_std, paired_comparison
 from modelbalance.experiments.store import to_json
+from modelbalance.experiments.tuning import edge_axes
 
 # The columns every results table starts with (the task's metrics and their validation twins follow).
 LEAD_COLUMNS = ["task", "model", "fraction", "n_train", "seed", "method", "lr", "point", "selected"]
@@ -311,8 +312,9 @@ def summary_markdown(
     plot_paths: list[Path],
     out: Path,
     records: list[dict] = (),
+    edge_picks: list[str] = (),
 ) -> str:
-    """The summary.md text."""
+    """The summary.md text; ``edge_picks`` lists the picks that lie at an edge of their grid."""
     config, task = prepared.config, prepared.task
     metric, direction = task.primary_metric, task.direction
     better = "lower" if direction == "min" else "higher"
@@ -374,6 +376,13 @@ def summary_markdown(
             "",
             grid_table(grid, metric, labels),
         ]
+    if edge_picks:
+        lines += [
+            "",
+            "**Grid too narrow**: these picks lie at an edge of their grid, so the best setting may lie outside "
+            "it; widen the grid before reading the comparison as tuned.",
+            "",
+        ] + [f"- {line}" for line in edge_picks]
     failed = frame[frame["status"] != "ok"] if not frame.empty else frame
     if len(failed):
         lines += ["", f"## Failed runs ({len(failed)})", ""]
@@ -396,6 +405,8 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
     frame = results_frame(outcome.records, outcome.picked, seeds=config.seeds)
     comparisons = comparison_frame(frame, metric=metric, direction=direction, methods=list(config.methods))
     grid = grid_frame(outcome.grid, metric)
+    edges = _edge_picks(config, outcome.picked)
+    labels = subset_labels(frame)
     folder.write_text("results.csv", frame.to_csv(index=False))
     folder.write_text(
         "results.json",
@@ -410,6 +421,7 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
                         "method": m,
                         "lr": None if p is None else dict(p)["lr"],
                         "point": None if p is None else dict(p),
+                        "grid_edge": edges.get((f, m), []),
                     }
                     for (f, m), p in outcome.picked.items()
                 ],
@@ -435,7 +447,23 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
             direction=direction,
             methods=list(config.methods),
         )
-    text = summary_markdown(prepared, frame, comparisons, grid, plot_paths, folder.path, outcome.records)
+    edge_picks = [
+        f"{m} at {_subset(f, labels)}: {point_label(outcome.picked[f, m])} ({', '.join(axes)})"
+        for (f, m), axes in edges.items()
+    ]
+    text = summary_markdown(
+        prepared, frame, comparisons, grid, plot_paths, folder.path, outcome.records, edge_picks
+    )
     outcome.summary_path = folder.write_text("summary.md", text)
     outcome.summary_markdown = text
     outcome.plot_paths = plot_paths
+
+
+def _edge_picks(config, picked: dict) -> dict[tuple[float, str], list[str]]:
+    """(fraction, method) -> the grid axes its tuned pick lies at an edge of (only picks with such axes)."""
+    edges = {}
+    for (fraction, method), point in picked.items():
+        if point is not None and len(config.grid_points(method)) > 1:
+            if axes := edge_axes(point, config.grid(method)):
+                edges[fraction, method] = axes
+    return edges

@@ -44,7 +44,7 @@ from modelbalance.experiments.training import (
     to_device,
     train,
 )
-from modelbalance.experiments.tuning import GridPoint, pick_learning_rate
+from modelbalance.experiments.tuning import GridPoint, edge_axes, pick_learning_rate
 
 GridKey = tuple  # a normalised grid point: (("lr", 1e-3), ("batch_size", 16), ...)
 
@@ -812,6 +812,13 @@ def _sweep(
             if best is None:
                 sweep.bar.write(
                     f"no configuration of the grid trained without failing: {method} f={fraction:g}"
+                )
+            elif edges := edge_axes(best, config.grid(method)):
+                shots = prepared.shots_of(fraction)
+                where = f"{shots}/class" if shots is not None else f"n_train {prepared.n_train(fraction)}"
+                sweep.bar.write(
+                    f"warning: {method} at {where} picked {point_label(best)}, at the edge of its grid "
+                    f"({', '.join(edges)}): the best setting may lie outside it; widen the grid"
                 )
         final_specs = [
             RunSpec(f, s, m, picked[f, m]) for f, m in cells if picked[f, m] is not None for s in config.seeds

@@ -78,3 +78,31 @@ def pick_learning_rate(records_by_lr: dict, *, metric: str, direction: str) -> t
         if score < best_score:
             best_lr, best_score = lr, score
     return best_lr, stats
+
+
+def edge_axes(point, grid: dict[str, tuple]) -> list[str]:
+    """The numeric axes of ``grid`` on which the picked ``point`` lies at the smallest or largest value.
+
+    A pick at a grid's edge means the optimum may lie outside it: the grid has to be widened before the
+    comparison can count as tuned. Axes with one value (nothing was tuned) and non-numeric axes (choices such as
+    ``unit``, which have no inside) are not reported.
+
+    Examples
+    --------
+    >>> edge_axes((("lr", 1e-3), ("s_max", 0.5)), {"lr": (1e-4, 3e-4, 1e-3), "s_max": (0.25, 0.5, 1.0)})
+    ['lr (top)']
+    >>> edge_axes((("lr", 3e-4),), {"lr": (1e-4, 3e-4, 1e-3)})
+    []
+    """
+    values_of = dict(point)
+    edges = []
+    for name, values in grid.items():
+        numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(set(numeric)) < 2 or len(numeric) != len(values) or name not in values_of:
+            continue
+        value = values_of[name]
+        if value == min(numeric):
+            edges.append(f"{name} (bottom)")
+        elif value == max(numeric):
+            edges.append(f"{name} (top)")
+    return edges

@@ -1,0 +1,45 @@
+"""Picks at the edge of a tuning grid are named, so a too-narrow grid cannot pass for a tuned comparison."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modelbalance.experiments.plan import normalize_params
+from modelbalance.experiments.tuning import edge_axes
+
+axis_values = st.lists(
+    st.floats(min_value=1e-6, max_value=10.0, allow_nan=False), min_size=2, max_size=6, unique=True
+)
+
+
+@given(values=axis_values, data=st.data())
+def test_a_pick_is_at_an_edge_exactly_when_it_is_the_smallest_or_largest_value(values, data):
+    pick = data.draw(st.sampled_from(values))
+    edges = edge_axes(normalize_params({"lr": pick}), {"lr": tuple(values)})
+    if pick == min(values):
+        assert edges == ["lr (bottom)"]
+    elif pick == max(values):
+        assert edges == ["lr (top)"]
+    else:
+        assert edges == []
+
+
+@given(lrs=axis_values, strengths=axis_values, data=st.data())
+def test_every_axis_is_checked_on_its_own(lrs, strengths, data):
+    lr, strength = data.draw(st.sampled_from(lrs)), data.draw(st.sampled_from(strengths))
+    grid = {"lr": tuple(lrs), "strength": tuple(strengths)}
+    edges = edge_axes(normalize_params({"lr": lr, "strength": strength}), grid)
+    assert ("strength" in " ".join(edges)) == (strength in (min(strengths), max(strengths)))
+    assert any(e.startswith("lr ") for e in edges) == (lr in (min(lrs), max(lrs)))
+
+
+def test_untuned_and_categorical_axes_have_no_edge():
+    point = normalize_params({"lr": 1e-3, "unit": "block", "interval": 5})
+    grid = {"lr": (1e-3,), "unit": ("block", "layer"), "interval": (5,)}
+    assert edge_axes(point, grid) == []
+
+
+def test_the_interior_pick_of_a_wide_grid_is_not_flagged():
+    point = normalize_params({"lr": 3e-4, "strength": 0.5})
+    grid = {"lr": (1e-4, 3e-4, 1e-3), "strength": (0.125, 0.25, 0.5, 1.0, 2.0)}
+    assert edge_axes(point, grid) == []
+    assert edge_axes(normalize_params({"lr": 3e-4, "strength": 2.0}), grid) == ["strength (top)"]
