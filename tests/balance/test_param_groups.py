@@ -155,3 +155,43 @@ def test_withheld_spectral_convs_keep_the_base_lr_under_block_units():
             assert None not in units_of_spectral and len(units_of_spectral) == 2
         else:
             assert units_of_spectral == {None}
+
+
+def _lora_bert(tiny_bert_config, r):
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = tiny_bert_config(vocab_size=100, max_position_embeddings=64)
+    base = transformers.BertForSequenceClassification(cfg)
+    return peft.get_peft_model(base, peft.LoraConfig(r=r, target_modules=["query", "value"], lora_alpha=8))
+
+
+def test_lora_delta_measures_only_the_adapters_updates(tiny_bert_config):
+    """With lora='delta' a unit's alpha comes from its adapters' B A alone: the frozen key / output / FFN weights
+    (another spectrum, which never changes) are left out; with 'effective' every layer of the block counts."""
+    from modelbalance import TempBalance
+
+    model = _lora_bert(tiny_bert_config, r=16)
+    for mode, kinds in (("delta", {"query", "value"}), ("effective", None)):
+        opt = torch.optim.AdamW(param_groups(model, unit="block", lora=mode), lr=1e-3)
+        tb = TempBalance(model, opt, unit="block", lora=mode, min_eigs=10)
+        roles = {layer.name.split(".")[-1] for layer in tb.plan.layers}
+        if kinds is not None:
+            assert roles == kinds and all(layer.kind == "lora" for layer in tb.plan.layers)
+        else:
+            assert {"query", "value", "key", "dense"} <= roles
+        tb.remove()
+
+
+def test_lora_delta_refuses_adapters_too_small_to_fit(tiny_bert_config):
+    """A rank-4 update has 4 nonzero eigenvalues: below min_eigs every alpha would be NaN forever, so TempBalance
+    refuses instead of silently balancing on nothing (or, before, on the frozen layers)."""
+    from modelbalance import TempBalance
+
+    model = _lora_bert(tiny_bert_config, r=4)
+    opt = torch.optim.AdamW(param_groups(model, unit="block", lora="delta"), lr=1e-3)
+    with pytest.raises(
+        ValueError, match=r"rank <= 4, fewer nonzero eigenvalues than min_eigs=10.*lora='effective'"
+    ):
+        TempBalance(model, opt, unit="block", lora="delta", min_eigs=10)
+    TempBalance(model, opt, unit="block", lora="delta", min_eigs=3)  # the user may lower the threshold

@@ -107,7 +107,9 @@ class TempBalanceConfig:
     )
     min_eigs: int = _help("Layers with fewer eigenvalues get alpha NaN and keep factor 1.", 10)
     lora: str = _help(
-        "What a LoRA layer's spectrum is: 'effective' (W + scaling * B A), 'delta' or 'base'.", "effective"
+        "What a LoRA layer's spectrum is: 'effective' (W + scaling * B A), 'delta' (scaling * B A alone; frozen "
+        "layers are then left out, and adapters of rank < min_eigs are refused) or 'base'.",
+        "effective",
     )
     spectral_conv: bool = _help(
         "Balance neuraloperator SpectralConv weights too (the reference code does not).", True

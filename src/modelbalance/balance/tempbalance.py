@@ -32,6 +32,7 @@ from .measurement import BackgroundRunner, LayerFit, LayerMeasurer, MeasureOutco
 from .optimizer_groups import match_group_units, unwrap_optimizer, warn_if_inert
 from .param_groups import plan_from_config
 from .state import plain_state
+from .units import check_lora_delta_ranks
 
 __all__ = ["TempBalance"]
 
@@ -133,6 +134,8 @@ class TempBalance:
         self.model = model
         self.optimizer = unwrap_optimizer(optimizer)
         self.plan = plan_from_config(model, self.config)
+        if self.config.lora == "delta":
+            check_lora_delta_ranks(model, self.plan, self.config.min_eigs)
         if not self.plan.units:
             raise ValueError(
                 f"unit={self.config.unit!r} found no balanced units in {type(model).__name__}"

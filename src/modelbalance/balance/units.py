@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -202,6 +203,16 @@ def _plan(
     canonical = _canonical_names(model)
 
     excluded = {layer.name for layer in layers if any(re.search(p, layer.name) for p in exclude)} | withheld
+    if lora == "delta":
+        # A LoRA layer's spectrum is then its update B A; a frozen layer's would be its pretrained W, another
+        # quantity, which never changes: averaged into a unit it would pin the unit's alpha. Leave those out.
+        trainable_names = {n for n, p in params.items() if p.requires_grad}
+        excluded |= {
+            layer.name
+            for layer in layers
+            if layer.kind != "lora"
+            and not any(canonical.get(n, n) in trainable_names for n in layer.param_names)
+        }
     if exclude_first_last and layers:
         excluded |= {layers[0].name, layers[-1].name}
 
@@ -346,3 +357,42 @@ def _norms_following_layers(model: nn.Module, module_units: dict[str, str | None
         elif _is_norm(module) and parent in last_layer_in:
             out[path] = module_units[last_layer_in[parent]]
     return out
+
+
+def check_lora_delta_ranks(model: nn.Module, plan: UnitPlan, min_eigs: int) -> None:
+    """With ``lora="delta"``, refuse plans whose LoRA updates can never be fit, warn when some cannot.
+
+    The update ``scaling * B A`` of a rank-r adapter has at most r nonzero eigenvalues, so with r < ``min_eigs``
+    its alpha is NaN at every recompute and its unit's factor rests on nothing.
+
+    Raises
+    ------
+    ValueError
+        Every balanced layer is such a LoRA layer: TempBalance would balance nothing.
+    """
+    params = dict(model.named_parameters(remove_duplicate=False))
+    ranks = {
+        layer.name: sum(params[n].shape[0] for n in layer.param_names if ".lora_A." in n and n in params)
+        for layer in plan.layers
+        if layer.kind == "lora"
+    }
+    short = {name: r for name, r in ranks.items() if r < min_eigs}
+    if not short:
+        return
+    worst = max(short.values())
+    advice = (
+        "use lora='effective' (the spectrum of W + scaling * B A), adapters of rank >= min_eigs, or a smaller "
+        "min_eigs (a tail of a third of r eigenvalues is a very noisy fit)"
+    )
+    if len(short) == len(plan.layers):
+        raise ValueError(
+            f"lora='delta': every balanced layer is a LoRA update of rank <= {worst}, fewer nonzero eigenvalues "
+            f"than min_eigs={min_eigs}, so no alpha can ever be fit and TempBalance would balance nothing; "
+            + advice
+        )
+    warnings.warn(
+        f"lora='delta': {len(short)} of {len(plan.layers)} balanced layers are LoRA updates of rank <= {worst} "
+        f"< min_eigs={min_eigs}; their alpha is always NaN and their units rest on the other layers; "
+        + advice,
+        stacklevel=3,
+    )
