@@ -9,17 +9,26 @@ shift || true
 S=benchmarks/nlp_study
 STUDIES=("$@")
 [ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_lora spam_k64 pairs_full spam_k256 spam_k64_controls
-  spam_k512_fixed_lr spam_lora_k64)
+  spam_k512_fixed_lr spam_lora_k64 spam_k4_strength)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
 python -m modelbalance.experiments.text.assets install spam wordnet
 for name in "${STUDIES[@]}"; do
-  reuse=()  # an exploration or a controls study reuses its parent study's baseline and tb runs
+  reuse=()  # an exploration, controls or strength study reuses its parent study's baseline and tb runs
+  parent=""
   case $name in
-    *_explore) reuse=(--reuse "$W/${name%_explore}") ;;
-    *_controls) reuse=(--reuse "$W/${name%_controls}") ;;
+    *_explore) parent=${name%_explore} ;;
+    *_controls) parent=${name%_controls} ;;
+    *_strength) parent=${name%_strength} ;;
   esac
+  if [ -n "$parent" ]; then
+    # on a fresh machine the parent's working folder is gone: its published run records serve instead
+    if [ ! -d "$W/$parent/runs" ] && [ -f "docs/results/nlp_$parent/runs.tar.gz" ]; then
+      mkdir -p "$W/$parent" && tar -xzf "docs/results/nlp_$parent/runs.tar.gz" -C "$W/$parent"
+    fi
+    reuse=(--reuse "$W/$parent")
+  fi
   modelbalance experiment --config "$S/$name.toml" --out "$W/$name" --resume --no-progress \
     --threads "$THREADS" --workers "$WORKERS" "${reuse[@]}" > "$W/$name.log" 2>&1 || echo "study $name exited $?"
   bash "$S/publish.sh" "$W" "$name"

@@ -59,7 +59,11 @@ def main() -> None:
     run_experiment(merged, resume=True, progress=False)
 
 
-_RECORD_FIELD = {"fractions": "fraction", "sizes": "n_train", "shots": "shots"}  # subset axis -> run record field
+_RECORD_FIELD = {
+    "fractions": "fraction",
+    "sizes": "n_train",
+    "shots": "shots",
+}  # subset axis -> run record field
 
 
 def _subsets(config: ExperimentConfig) -> list[tuple[str, float]]:
