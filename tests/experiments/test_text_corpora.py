@@ -1,5 +1,6 @@
 """The text corpora: email parsing on real SpamAssassin files, WordNet parsing, pair construction, user tables,
-GLUE from local files, and the asset errors."""
+GLUE from local files, the asset errors, and `modelbalance experiment` end to end on every text task and on an
+interrupted sweep that resumes."""
 
 import shutil
 from pathlib import Path
@@ -235,3 +236,123 @@ def test_glue_from_local_files_in_the_hub_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match="no validation"):
         (folder / "validation-00000-of-00001.parquet").unlink()
         load_glue("rte", data_dir=tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------- end to end
+SWEEP = ["--model", "tiny_bert", "--seeds", "0", "--methods", "baseline,tb", "--lrs", "1e-3", "--epochs", "1",
+         "--batch-size", "4", "--task-param", "n_val=24", "--task-param", "n_test=40",
+         "--task-param", "max_length=16", "--task-param", "max_pool=400", "--no-progress", "--no-plots",
+         "--set", "analyze_layers=false"]  # fmt: skip
+
+
+def _glue_folder(tmp_path) -> list[str]:
+    pytest.importorskip("datasets")
+    pytest.importorskip("pyarrow")
+    folder = tmp_path / "glue" / "rte"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    words = "cat dog sun rain tree road lamp bird fish milk".split()
+
+    def rows(n):
+        first = [" ".join(rng.choice(words, 6)) for _ in range(n)]
+        label = [i % 2 for i in range(n)]
+        second = [f[:9] if y == 0 else " ".join(rng.choice(words, 3)) for f, y in zip(first, label)]
+        return {"sentence1": first, "sentence2": second, "label": label, "idx": list(range(n))}
+
+    _table(folder, ".parquet", rows(120)).rename(folder / "train-00000-of-00001.parquet")
+    _table(folder, ".parquet", rows(40)).rename(folder / "validation-00000-of-00001.parquet")
+    return ["--task", "glue", "--task-param", "name=rte", "--task-param", f"data_dir={tmp_path / 'glue'}"]
+
+
+TEXT_TASKS = {  # task -> (the corpus it needs or None, its CLI arguments, number of classes)
+    "spam": ("spam", lambda tmp: ["--task", "spam", "--task-param", f"root={_installed('spam')}"], 2),
+    "wordnet": (
+        "wordnet",
+        lambda tmp: ["--task", "wordnet", "--task-param", f"dict_dir={_installed('wordnet')}"],
+        26,
+    ),
+    "wordnet_pairs": (
+        "wordnet",
+        lambda tmp: ["--task", "wordnet_pairs", "--task-param", f"dict_dir={_installed('wordnet')}"],
+        2,
+    ),
+    "glue": (None, _glue_folder, 2),
+}
+
+
+@pytest.mark.parametrize("task", list(TEXT_TASKS))
+def test_modelbalance_experiment_runs_each_text_task_end_to_end(tmp_path, capsys, task):
+    """The CLI on the real corpus (a capped pool), tiny BERT, baseline and TB: results, metrics and sizes."""
+    import pandas as pd
+
+    from modelbalance.cli.main import main
+
+    corpus, task_args, num_classes = TEXT_TASKS[task]
+    if corpus is not None and _installed(corpus) is None:
+        pytest.skip(f"python -m modelbalance.experiments.text.assets install {corpus}")
+    out = tmp_path / "out"
+    subset, n_train = (["--sizes", "30"], 30) if num_classes > 2 else (["--shots", "3"], 6)
+    code = main(["experiment", *task_args(tmp_path), *subset, "--out", str(out), *SWEEP])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "runs: 2 new, 0 reused, 0 failed" in captured.out
+    frame = pd.read_csv(out / "results.csv")
+    assert (frame["status"] == "ok").all(), frame["error"].tolist()
+    assert set(frame["method"]) == {"baseline", "tb"} and set(frame["n_train"]) == {n_train}
+    assert frame["accuracy"].between(0, 1).all() and frame["val_accuracy"].between(0, 1).all()
+    assert (frame["tb_recomputes"].dropna() >= 1).all()
+    assert "Paired comparison" in captured.out and (out / "summary.md").is_file()
+
+
+def test_an_interrupted_text_sweep_resumes_to_the_same_numbers(tmp_path, capsys):
+    """A real `modelbalance experiment` process stopped with Ctrl-C after its first run; `--resume` keeps the
+    finished runs, trains the rest, and every number equals an uninterrupted sweep's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    from modelbalance.cli.main import main
+
+    rng = np.random.default_rng(0)
+    cue = {0: "meeting report project", 1: "free money offer"}
+    filler = "the a of and to in is for on that with this".split()
+    text = [f"{cue[i % 2]} " + " ".join(rng.choice(filler, 8)) for i in range(120)]
+    data = tmp_path / "mail.csv"
+    pd.DataFrame({"text": text, "label": [("ham", "spam")[i % 2] for i in range(120)]}).to_csv(
+        data, index=False
+    )
+    sweep = ["experiment", "--data", str(data), "--shots", "4", "--seeds", "0-3", "--methods", "baseline,tb",
+             "--lrs", "1e-3", "--epochs", "3", "--batch-size", "4", "--task-param", "n_val=16",
+             "--task-param", "n_test=16", "--task-param", "max_length=16", "--model", "tiny_bert",
+             "--no-progress", "--no-plots", "--set", "analyze_layers=false", "--threads", "1"]  # fmt: skip
+    interrupted = tmp_path / "interrupted"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelbalance.cli.main", *sweep, "--out", str(interrupted)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    runs = interrupted / "runs"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None and not any(runs.glob("*.json")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    n_kept = len(list(runs.glob("*.json")))
+    assert process.returncode == 130 and "continue with: modelbalance experiment --resume" in err, err
+    assert 1 <= n_kept < 8
+    code = main(["experiment", "--resume", "--out", str(interrupted), "--no-progress", "--no-plots"])
+    assert code == 0 and f"runs: {8 - n_kept} new, {n_kept} reused, 0 failed" in capsys.readouterr().out
+    assert main([*sweep, "--out", str(tmp_path / "whole")]) == 0
+    resumed = pd.read_csv(interrupted / "results.csv").sort_values(["method", "seed"]).reset_index(drop=True)
+    whole = (
+        pd.read_csv(tmp_path / "whole" / "results.csv").sort_values(["method", "seed"]).reset_index(drop=True)
+    )
+    for column in ("accuracy", "macro_f1", "val_accuracy", "final_train_loss"):
+        pd.testing.assert_series_equal(resumed[column], whole[column])

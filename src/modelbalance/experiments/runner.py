@@ -219,7 +219,8 @@ class PreparedExperiment:
         )
 
 
-def _call_factory(kind: str, name: str, factory: Callable, *args, **kwargs):
+def _call_factory(kind: str, name: str, factory: Callable, /, *args, **kwargs):
+    # positional-only: a task's own options may be called "name" (glue's name=sst2)
     try:
         return factory(*args, **kwargs)
     except TypeError as err:
