@@ -311,6 +311,12 @@ def test_modelbalance_experiment_runs_each_text_task_end_to_end(tmp_path, capsys
     assert frame["accuracy"].between(0, 1).all() and frame["val_accuracy"].between(0, 1).all()
     assert (frame["tb_recomputes"].dropna() >= 1).all()
     assert "Paired comparison" in captured.out and (out / "summary.md").is_file()
+    header = (
+        "| shots | n_train | baseline | tb |"
+        if num_classes == 2
+        else "| fraction | n_train | baseline | tb |"
+    )
+    assert header in captured.out and header in (out / "summary.md").read_text()
 
 
 def test_an_interrupted_text_sweep_resumes_to_the_same_numbers(tmp_path, capsys):

@@ -228,9 +228,11 @@ def plot_layer_alphas(
     return _save(fig, Path(path))
 
 
-def plot_factors_over_time(records: list[dict], path: str | Path) -> Path | None:
+def plot_factors_over_time(
+    records: list[dict], path: str | Path, labels: dict[float, str] | None = None
+) -> Path | None:
     """TempBalance factors per unit vs optimizer step, for the first seed at the smallest fraction, one panel
-    per balanced method."""
+    per balanced method; ``labels`` names the subsets (``16/class``), else the fraction is shown."""
     import matplotlib
 
     runs = [r for r in records if r.get("status") == "ok" and r.get("tb_history")]
@@ -258,7 +260,8 @@ def plot_factors_over_time(records: list[dict], path: str | Path) -> Path | None
             )
         ax.axhline(1.0, color="#333333", linewidth=0.8, linestyle="--")
         ax.set_xlabel("optimizer step")
-        ax.set_title(f"{method}: fraction {smallest:g}, seed {record['seed']}", fontsize=10)
+        subset = (labels or {}).get(smallest, f"fraction {smallest:g}")
+        ax.set_title(f"{method}: {subset}, seed {record['seed']}", fontsize=10)
         ax.grid(True, alpha=0.3)
         if len(units) <= 12:
             ax.legend(
@@ -336,7 +339,7 @@ def write_plots(
         ),
         plot_relative_gain(comparisons, metric, methods, directory / "relative_gain.png", labels),
         plot_layer_alphas(selected_records, methods, directory / "layer_alphas.png"),
-        plot_factors_over_time(selected_records, directory / "factors_over_time.png"),
+        plot_factors_over_time(selected_records, directory / "factors_over_time.png", labels),
         plot_lr_grid(grid, metric, methods, directory / "lr_grid.png", direction),
         plot_block_alphas(selected_records, methods, directory / "block_alphas.png"),
     ]

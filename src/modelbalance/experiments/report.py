@@ -189,6 +189,11 @@ def _subset(fraction: float, labels: dict[float, str] | None) -> str:
     return (labels or {}).get(fraction, _fmt(fraction))
 
 
+def _subset_header(labels: dict[float, str] | None) -> str:
+    """The first column's name: ``shots`` when every subset is k-shot (``16/class``), else ``fraction``."""
+    return "shots" if labels and all(str(v).endswith("/class") for v in labels.values()) else "fraction"
+
+
 def mean_std_table(
     frame: pd.DataFrame,
     metric: str,
@@ -213,7 +218,7 @@ def mean_std_table(
             text = "–" if n == 0 else f"{_fmt(mean)} ± {_fmt(std, 2)} ({n})"
             cells.append(f"**{text}**" if method == best else text)
         rows.append([_subset(fraction, labels), str(int(n_train)), *cells])
-    return _markdown_table(["fraction", "n_train", *methods], rows)
+    return _markdown_table([_subset_header(labels), "n_train", *methods], rows)
 
 
 def comparison_table(comparisons: pd.DataFrame, metric: str, labels: dict[float, str] | None = None) -> str:
@@ -236,7 +241,7 @@ def comparison_table(comparisons: pd.DataFrame, metric: str, labels: dict[float,
             ]
         )
     header = [
-        "fraction",
+        _subset_header(labels),
         "method",
         f"gain ({metric})",
         "95% CI",
@@ -273,8 +278,8 @@ def grid_table(grid: pd.DataFrame, metric: str, labels: dict[float, str] | None 
             rows.append([_subset(fraction, labels), method, listed, choice])
     if shared:
         points = next(iter(by_method.values()))
-        return _markdown_table(["fraction", "method", *points, "picked"], rows)
-    return _markdown_table(["fraction", "method", "grid (validation mean)", "picked"], rows)
+        return _markdown_table([_subset_header(labels), "method", *points, "picked"], rows)
+    return _markdown_table([_subset_header(labels), "method", "grid (validation mean)", "picked"], rows)
 
 
 def grid_description(config) -> list[str]:
