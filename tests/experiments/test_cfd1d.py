@@ -524,3 +524,56 @@ def test_cfd1d_runs_through_the_experiment_runner(tmp_path):
     assert outcome.n_failed == 0 and len(outcome.records) == 2
     for record in outcome.records:
         assert record["status"] == "ok" and np.isfinite(record["nrmse"]) and "nrmse_pressure" in record
+
+
+CFD_CLI = ["experiment", "--task", "cfd1d", "--model", "fno", "--sizes", "4", "--seeds", "0", "--lrs", "1e-3",
+           "--epochs", "1", "--batch-size", "2", "--val-size", "2", "--no-progress", "--no-plots",
+           "--task-param", "n_samples=8", "--task-param", "n_test=2", "--task-param", "resolution=32",
+           "--task-param", "t_final=0.2", "--model-param", "modes=4", "--model-param", "width=8"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--task-param", "n_times=5", "--task-param", "initial_step=5"], "initial_step=5 must be below"),
+        (["--task-param", "n_times=5", "--task-param", "initial_step=2", "--task-param", "t_train=9"],
+         "t_train=9 exceeds the number of time steps (5)"),
+        (["--task-param", "n_times=5", "--task-param", "initial_step=2", "--task-param", "cfl=2"],
+         "cfl must lie in"),
+        (["--task-param", "n_times=5", "--task-param", "initial_step=2", "--task-param", "eta=-0.1"],
+         "viscosity eta must be >= 0"),
+    ],
+)  # fmt: skip
+def test_bad_cfd1d_settings_stop_the_cli_before_any_solve(tmp_path, capsys, monkeypatch, extra, message):
+    from modelbalance.cli.main import main
+
+    def no_solve(*args, **kwargs):
+        raise AssertionError("the solver ran for settings that were known to be bad")
+
+    monkeypatch.setattr(cfd1d, "solve_cfd1d", no_solve)
+    cache = ["--task-param", f"cache_dir={tmp_path / 'cache'}"]
+    code = main([*CFD_CLI, *cache, *extra, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_solver_blow_up_is_one_line_from_the_cli_and_caches_nothing(tmp_path, capsys, monkeypatch):
+    from modelbalance.cli.main import main
+
+    def failing(*args, first_sample=0, **kwargs):
+        raise CFDSolverError(
+            f"cfd1d solver: sample {first_sample} produced a non-finite value at time step 3",
+            sample=first_sample,
+            step=3,
+            time=0.01,
+        )
+
+    monkeypatch.setattr(cfd1d, "solve_cfd1d", failing)
+    cache = tmp_path / "cache"
+    args = [*CFD_CLI, "--task-param", "n_times=5", "--task-param", "initial_step=2"]
+    code = main([*args, "--task-param", f"cache_dir={cache}", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "sample 0 produced a non-finite value at time step 3" in err and "smaller cfl" in err
+    assert not (tmp_path / "out").exists() and not (cache.exists() and any(cache.iterdir()))

@@ -336,6 +336,7 @@ def _registry_listing() -> str:
 # ---------------------------------------------------------------------------------------------------- handlers
 def _prepare_or_usage_error(config, *, resume: bool, overwrite: bool, reuse=()):
     """Every check that can fail on the user's input, before anything is trained or written."""
+    from modelbalance.experiments.pde.cfd1d import CFDSolverError
     from modelbalance.experiments.runner import check_reuse, prepare
     from modelbalance.experiments.store import FolderConflict, ResultsFolder
 
@@ -345,6 +346,11 @@ def _prepare_or_usage_error(config, *, resume: bool, overwrite: bool, reuse=()):
         return prepare(config)
     except (*_USER_ERRORS, FolderConflict) as err:
         raise UsageError(str(err).replace("\n", " ")) from None
+    except CFDSolverError as err:  # generating the task's data failed: the settings, not the code
+        raise UsageError(
+            f"{err}; nothing was cached: try a smaller cfl, more solver cells (solver_resolution) or milder "
+            "initial conditions"
+        ) from None
 
 
 def _run_experiment(args: argparse.Namespace) -> int:

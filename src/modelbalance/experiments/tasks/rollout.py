@@ -157,16 +157,7 @@ class RolloutTask(Task):
                 f"task {self.name!r}: pool {pool.shape} and test {test.shape} trajectories differ in shape"
             )
         n_channels, n_times = pool.shape[1], pool.shape[2]
-        if self.initial_step >= n_times:
-            raise ValueError(
-                f"task {self.name!r}: initial_step={self.initial_step} must be below the number of time steps "
-                f"({n_times}); nothing would be left to predict"
-            )
-        if self.t_train is not None and self.t_train > n_times:
-            raise ValueError(
-                f"task {self.name!r}: t_train={self.t_train} exceeds the number of time steps ({n_times}); "
-                f"use at most {n_times}"
-            )
+        check_time_steps(self.name, self.initial_step, self.t_train, n_times)
         if self.channel_names is None:
             self.channel_names = tuple(f"c{c}" for c in range(n_channels))
         elif len(self.channel_names) != n_channels:
@@ -367,6 +358,10 @@ def build_cfd1d(
     if stray:
         raise ValueError(f"task 'cfd1d': unknown option(s) {stray}; generator options: {sorted(accepted)}")
     seed = int(seed)
+    if isinstance(generator.get("n_times"), int):  # known before generating: fail before the solver runs
+        check_time_steps(
+            "cfd1d", rollout.get("initial_step", 10), rollout.get("t_train"), generator["n_times"]
+        )
 
     def source() -> tuple[np.ndarray, np.ndarray]:
         pool = generate_cfd1d(n_samples, seed=seed, cache_dir=cache_dir, **generator)
@@ -386,6 +381,19 @@ def build_rollout(*, data: str | None = None, seed: int = 0, **params) -> Rollou
     if data is None:
         raise ValueError("task 'rollout' needs a data file (--data PATH with time series)")
     return _rollout_from_file("rollout", data, params)
+
+
+def check_time_steps(task: str, initial_step, t_train, n_times: int) -> None:
+    """Refuse an ``initial_step`` (or ``t_train``) that leaves nothing to predict in ``n_times`` snapshots."""
+    if isinstance(initial_step, int) and initial_step >= n_times:
+        raise ValueError(
+            f"task {task!r}: initial_step={initial_step} must be below the number of time steps "
+            f"({n_times}); nothing would be left to predict"
+        )
+    if isinstance(t_train, int) and t_train > n_times:
+        raise ValueError(
+            f"task {task!r}: t_train={t_train} exceeds the number of time steps ({n_times}); use at most {n_times}"
+        )
 
 
 def _positive_int(task: str, name: str, value) -> int:
