@@ -9,18 +9,19 @@ shift || true
 S=benchmarks/nlp_study
 STUDIES=("$@")
 [ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_lora spam_k64 pairs_full spam_k256 spam_k64_controls
-  spam_k512_fixed_lr spam_lora_k64 spam_k4_strength)
+  spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
 python -m modelbalance.experiments.text.assets install spam wordnet
 for name in "${STUDIES[@]}"; do
-  reuse=()  # an exploration, controls or strength study reuses its parent study's baseline and tb runs
+  reuse=()  # an exploration, controls, strength or metric study reuses its parent study's baseline and tb runs
   parent=""
   case $name in
     *_explore) parent=${name%_explore} ;;
     *_controls) parent=${name%_controls} ;;
     *_strength) parent=${name%_strength} ;;
+    *_metric) parent=${name%_metric} ;;
   esac
   if [ -n "$parent" ]; then
     # on a fresh machine the parent's working folder is gone: its published run records serve instead
