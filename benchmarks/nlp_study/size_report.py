@@ -11,6 +11,7 @@ on validation, the reported seeds), so the comparisons are the studies' own, poo
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +34,35 @@ def combined(folders: list[Path]) -> pd.DataFrame:
     if frame[frame["selected"]].groupby("fraction")["study"].nunique().max() > 1:
         raise SystemExit("two studies report the same training size: give each size once")
     return frame
+
+
+def tuning_notes(folders: list[Path], frame: pd.DataFrame, labels: dict) -> list[str]:
+    """One line per study: its size and how its configurations were chosen (tuned grid or one fixed point)."""
+    from modelbalance.experiments.config import ExperimentConfig
+    from modelbalance.experiments.plan import point_label
+
+    lines = []
+    for folder in folders:
+        sizes = sorted(frame.loc[frame["study"] == folder.name, "fraction"].unique())
+        shown = ", ".join(labels.get(f, f"{f:g}") for f in sizes)
+        if not (folder / "config.json").is_file():
+            lines.append(
+                f"- `{folder.name}` ({shown}): no config.json, so how it was tuned is not known here"
+            )
+            continue
+        config = ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        budgets = {m: len(config.grid_points(m)) for m in config.methods}
+        if max(budgets.values()) > 1:
+            how = (
+                "tuned on validation, "
+                + ", ".join(f"{m} {n}" for m, n in budgets.items())
+                + " configurations"
+            )
+        else:
+            points = {point_label(config.grid_points(m)[0]) for m in config.methods}
+            how = f"one fixed configuration ({'; '.join(sorted(points))}), not tuned"
+        lines.append(f"- `{folder.name}` ({shown}): {how}, seeds {list(config.seeds)}")
+    return lines
 
 
 def main() -> None:
@@ -58,9 +88,10 @@ def main() -> None:
     text = [
         f"# {task} / {model}: test {args.metric} against training size",
         "",
-        "Studies: "
-        + ", ".join(f"`{f}`" for f in args.folders)
-        + ". Each size was tuned on its own (its grid.csv);",
+        "Studies, one size each (each folder's grid.csv shows its tuning):",
+        "",
+        *tuning_notes(args.folders, frame, labels),
+        "",
         "mean ± std (seeds):",
         "",
         mean_std_table(frame, args.metric, args.direction, methods, labels),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,8 @@ def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
         folder.mkdir()
         frame[frame["shots"] == k].to_csv(folder / "results.csv", index=False)
         folders.append(str(folder))
+    fixed = {"task": "spam", "model": "minilm", "shots": [16], "seeds": [0, 1, 2, 3, 4], "lrs": [1e-4]}
+    (Path(folders[1]) / "config.json").write_text(json.dumps(fixed))
     script = ROOT / "benchmarks" / "nlp_study" / "size_report.py"
     out = tmp_path / "sizes"
     done = subprocess.run(
@@ -98,7 +101,10 @@ def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
     assert (table["p_ttest_holm"] >= table["p_ttest"] - 1e-12).all()
     assert (table["p_ttest_holm"] <= 2 * table["p_ttest"] + 1e-12).all()
     assert (out / "plots" / "gain_vs_size.png").is_file()
-    assert "| 16/class | tb |" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "| 16/class | tb |" in summary
+    assert "- `k16` (16/class): one fixed configuration (lr=0.0001), not tuned" in summary
+    assert "- `k4` (4/class): no config.json" in summary
 
     other = frame[frame["shots"] == 16].assign(task="wordnet")
     other.to_csv(Path(folders[1]) / "results.csv", index=False)
