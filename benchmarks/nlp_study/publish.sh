@@ -5,6 +5,10 @@ set -euo pipefail
 W=$1
 name=$2
 out="docs/results/nlp_$name"
+if [ ! -f "$W/$name/summary.md" ]; then  # the study stopped before its report: keep what was published
+  echo "publish: $W/$name has no summary.md (see $W/$name.log); docs/results/nlp_$name left as it was" >&2
+  exit 0
+fi
 rm -rf "$out" && mkdir -p "$out"
 cp -r "$W/$name"/{summary.md,results.csv,config.json} "$out"/
 if [ -f "$W/$name/grid.csv" ]; then cp "$W/$name/grid.csv" "$out"/; fi
