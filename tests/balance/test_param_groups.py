@@ -191,7 +191,44 @@ def test_lora_delta_refuses_adapters_too_small_to_fit(tiny_bert_config):
     model = _lora_bert(tiny_bert_config, r=4)
     opt = torch.optim.AdamW(param_groups(model, unit="block", lora="delta"), lr=1e-3)
     with pytest.raises(
-        ValueError, match=r"rank <= 4, fewer nonzero eigenvalues than min_eigs=10.*lora='effective'"
+        ValueError, match=r"rank <= 4, fewer nonzero eigenvalues than min_eigs=10.*lora=.effective."
     ):
         TempBalance(model, opt, unit="block", lora="delta", min_eigs=10)
     TempBalance(model, opt, unit="block", lora="delta", min_eigs=3)  # the user may lower the threshold
+
+
+def test_lora_delta_warns_for_units_whose_adapters_cannot_be_fit(tiny_bert_config):
+    """Block 1 also trains its FFN input weights fully (measurable); block 0 holds only rank-4 adapters: TempBalance
+    runs, and names block 0 as a unit whose factor stays 1."""
+    from modelbalance import TempBalance
+
+    model = _lora_bert(tiny_bert_config, r=4)
+    ffn = next(m for n, m in model.named_modules() if n.endswith("layer.1.intermediate.dense"))
+    ffn.weight.requires_grad_(True)
+    opt = torch.optim.AdamW(param_groups(model, unit="block", lora="delta"), lr=1e-3)
+    with pytest.warns(UserWarning, match=r"1 of 2 units \(.*layer\.0\) hold only LoRA updates of rank <= 4"):
+        tb = TempBalance(model, opt, unit="block", lora="delta", min_eigs=10)
+    assert any(layer.name.endswith("layer.1.intermediate.dense") for layer in tb.plan.layers)
+    tb.remove()
+
+
+def test_lora_delta_keeps_a_lora_layer_whose_frozen_base_weight_is_shared():
+    """A frozen layer tied to a LoRA layer's base weight is dropped from the measurement, not excluded: an
+    excluded layer would take the LoRA layer it shares a weight with out of balancing too."""
+    peft = pytest.importorskip("peft")
+    from modelbalance.balance.units import plan_units
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.tied, self.c = nn.Linear(32, 32), nn.Linear(32, 32), nn.Linear(32, 32)
+            self.tied.weight = self.a.weight
+
+        def forward(self, x):
+            return self.c(self.tied(self.a(x)))
+
+    model = peft.get_peft_model(Net(), peft.LoraConfig(r=16, target_modules=["a", "c"]))
+    delta = plan_units(model, unit="layer", lora="delta", exclude=())
+    assert sorted(name.split(".")[-1] for name in delta.units) == ["a", "c"]  # tied: not measured
+    effective = plan_units(model, unit="layer", lora="effective", exclude=())
+    assert {layer.name.split(".")[-1] for layer in effective.layers} == {"a", "tied", "c"}  # a + tied: one unit

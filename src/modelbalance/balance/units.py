@@ -38,7 +38,7 @@ import torch.nn as nn
 from .blocks import BlockIndex
 from .config import DEFAULT_HEAD_PATTERNS, UNITS
 
-__all__ = ["Unit", "UnitPlan", "plan_units"]
+__all__ = ["Unit", "UnitPlan", "check_lora_delta_ranks", "plan_units"]
 
 logger = logging.getLogger("modelbalance.balance")
 
@@ -205,14 +205,15 @@ def _plan(
     excluded = {layer.name for layer in layers if any(re.search(p, layer.name) for p in exclude)} | withheld
     if lora == "delta":
         # A LoRA layer's spectrum is then its update B A; a frozen layer's would be its pretrained W, another
-        # quantity, which never changes: averaged into a unit it would pin the unit's alpha. Leave those out.
+        # quantity, which never changes: averaged into a unit it would pin the unit's alpha. Such layers are not
+        # measured at all (dropped, not excluded: an excluded layer sharing a frozen weight with a LoRA base
+        # layer would unbalance that LoRA layer too).
         trainable_names = {n for n, p in params.items() if p.requires_grad}
-        excluded |= {
-            layer.name
+        layers = [
+            layer
             for layer in layers
-            if layer.kind != "lora"
-            and not any(canonical.get(n, n) in trainable_names for n in layer.param_names)
-        }
+            if layer.kind == "lora" or any(canonical.get(n, n) in trainable_names for n in layer.param_names)
+        ]
     if exclude_first_last and layers:
         excluded |= {layers[0].name, layers[-1].name}
 
@@ -360,39 +361,41 @@ def _norms_following_layers(model: nn.Module, module_units: dict[str, str | None
 
 
 def check_lora_delta_ranks(model: nn.Module, plan: UnitPlan, min_eigs: int) -> None:
-    """With ``lora="delta"``, refuse plans whose LoRA updates can never be fit, warn when some cannot.
+    """With ``lora="delta"``, refuse plans whose LoRA updates can never be fit, warn when some units cannot be.
 
     The update ``scaling * B A`` of a rank-r adapter has at most r nonzero eigenvalues, so with r < ``min_eigs``
-    its alpha is NaN at every recompute and its unit's factor rests on nothing.
+    its alpha is NaN at every recompute. A unit made only of such layers has no alpha and keeps factor 1 forever.
 
     Raises
     ------
     ValueError
-        Every balanced layer is such a LoRA layer: TempBalance would balance nothing.
+        No unit holds a layer that can be fit: TempBalance would balance nothing.
     """
-    params = dict(model.named_parameters(remove_duplicate=False))
-    ranks = {
-        layer.name: sum(params[n].shape[0] for n in layer.param_names if ".lora_A." in n and n in params)
-        for layer in plan.layers
-        if layer.kind == "lora"
-    }
+    from ..spectral.matrices import lora_update_rank
+
+    ranks = {}
+    for layer in plan.layers:
+        if layer.kind == "lora":
+            rank = lora_update_rank(model.get_submodule(layer.name))
+            ranks[layer.name] = rank if rank is not None else min(layer.matrix_shape)
     short = {name: r for name, r in ranks.items() if r < min_eigs}
-    if not short:
+    blind = [u.name for u in plan.units.values() if all(name in short for name in u.layers)]
+    if not blind:
         return
     worst = max(short.values())
     advice = (
         "use lora='effective' (the spectrum of W + scaling * B A), adapters of rank >= min_eigs, or a smaller "
         "min_eigs (a tail of a third of r eigenvalues is a very noisy fit)"
     )
-    if len(short) == len(plan.layers):
+    if len(blind) == len(plan.units):
         raise ValueError(
-            f"lora='delta': every balanced layer is a LoRA update of rank <= {worst}, fewer nonzero eigenvalues "
-            f"than min_eigs={min_eigs}, so no alpha can ever be fit and TempBalance would balance nothing; "
-            + advice
+            f"lora='delta': every balanced unit holds only LoRA updates of rank <= {worst}, fewer nonzero "
+            f"eigenvalues than min_eigs={min_eigs}, so no alpha can ever be fit and TempBalance would balance "
+            "nothing; " + advice
         )
+    shown = ", ".join(blind[:3]) + (", ..." if len(blind) > 3 else "")
     warnings.warn(
-        f"lora='delta': {len(short)} of {len(plan.layers)} balanced layers are LoRA updates of rank <= {worst} "
-        f"< min_eigs={min_eigs}; their alpha is always NaN and their units rest on the other layers; "
-        + advice,
+        f"lora='delta': {len(blind)} of {len(plan.units)} units ({shown}) hold only LoRA updates of rank <= "
+        f"{worst} < min_eigs={min_eigs}: their alpha is always NaN and their factor stays 1; " + advice,
         stacklevel=3,
     )

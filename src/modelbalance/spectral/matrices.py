@@ -175,6 +175,25 @@ def _lora_delta(module: nn.Module) -> tuple[torch.Tensor | None, list[torch.Tens
     return delta, used
 
 
+def lora_update_rank(module: nn.Module) -> int | None:
+    """Upper bound on the rank of a PEFT LoRA layer's update ``scaling * B A`` (the active adapters' ranks summed,
+    at most the matrix's smaller side): its ESD has at most that many nonzero eigenvalues. None if ``module``
+    holds no LoRA adapter.
+
+    Examples
+    --------
+    >>> lora_update_rank(nn.Linear(4, 4)) is None
+    True
+    """
+    lora_a = getattr(module, "lora_A", None)
+    if not isinstance(lora_a, nn.ModuleDict):
+        return None
+    rank = sum(lora_a[a].weight.shape[0] for a in _active_adapters(module) if a in lora_a)
+    base = getattr(module, "base_layer", None)
+    sides = tuple(base.weight.shape) if base is not None and hasattr(base, "weight") else ()
+    return min(rank, *sides) if sides else rank
+
+
 def _matches(name: str, patterns: Sequence[str] | None) -> bool:
     return any(re.search(p, name) for p in patterns or ())
 
