@@ -50,7 +50,11 @@ def tuning_notes(folders: list[Path], frame: pd.DataFrame, labels: dict) -> list
                 f"- `{folder.name}` ({shown}): no config.json, so how it was tuned is not known here"
             )
             continue
-        config = ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        try:
+            config = ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        except (ValueError, TypeError) as err:  # an older or foreign config.json
+            lines.append(f"- `{folder.name}` ({shown}): its config.json could not be read ({err})")
+            continue
         budgets = {m: len(config.grid_points(m)) for m in config.methods}
         if max(budgets.values()) > 1:
             how = (
@@ -88,7 +92,7 @@ def main() -> None:
     text = [
         f"# {task} / {model}: test {args.metric} against training size",
         "",
-        "Studies, one size each (each folder's grid.csv shows its tuning):",
+        "Studies (each folder's grid.csv shows its tuning):",
         "",
         *tuning_notes(args.folders, frame, labels),
         "",

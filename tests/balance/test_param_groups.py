@@ -231,4 +231,8 @@ def test_lora_delta_keeps_a_lora_layer_whose_frozen_base_weight_is_shared():
     delta = plan_units(model, unit="layer", lora="delta", exclude=())
     assert sorted(name.split(".")[-1] for name in delta.units) == ["a", "c"]  # tied: not measured
     effective = plan_units(model, unit="layer", lora="effective", exclude=())
-    assert {layer.name.split(".")[-1] for layer in effective.layers} == {"a", "tied", "c"}  # a + tied: one unit
+    assert {layer.name.split(".")[-1] for layer in effective.layers} == {
+        "a",
+        "tied",
+        "c",
+    }  # a + tied: one unit

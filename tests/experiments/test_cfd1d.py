@@ -575,5 +575,6 @@ def test_a_solver_blow_up_is_one_line_from_the_cli_and_caches_nothing(tmp_path, 
     code = main([*args, "--task-param", f"cache_dir={cache}", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "sample 0 produced a non-finite value at time step 3" in err and "smaller cfl" in err
+    assert "generating the training pool (8 samples, seed 0): cfd1d solver: sample 0 produced" in err
+    assert "at time step 3" in err and "not cached" in err and "check cfl" in err
     assert not (tmp_path / "out").exists() and not (cache.exists() and any(cache.iterdir()))

@@ -88,6 +88,8 @@ def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
         folders.append(str(folder))
     fixed = {"task": "spam", "model": "minilm", "shots": [16], "seeds": [0, 1, 2, 3, 4], "lrs": [1e-4]}
     (Path(folders[1]) / "config.json").write_text(json.dumps(fixed))
+    tuned = {**fixed, "shots": [4], "lrs": [1e-4, 3e-4, 1e-3]}
+    (Path(folders[0]) / "config.json").write_text(json.dumps(tuned))
     script = ROOT / "benchmarks" / "nlp_study" / "size_report.py"
     out = tmp_path / "sizes"
     done = subprocess.run(
@@ -104,7 +106,7 @@ def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
     summary = (out / "summary.md").read_text()
     assert "| 16/class | tb |" in summary
     assert "- `k16` (16/class): one fixed configuration (lr=0.0001), not tuned" in summary
-    assert "- `k4` (4/class): no config.json" in summary
+    assert "- `k4` (4/class): tuned on validation, baseline 3, tb 3 configurations" in summary
 
     other = frame[frame["shots"] == 16].assign(task="wordnet")
     other.to_csv(Path(folders[1]) / "results.csv", index=False)

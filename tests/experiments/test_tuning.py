@@ -43,3 +43,11 @@ def test_the_interior_pick_of_a_wide_grid_is_not_flagged():
     grid = {"lr": (1e-4, 3e-4, 1e-3), "strength": (0.125, 0.25, 0.5, 1.0, 2.0)}
     assert edge_axes(point, grid) == []
     assert edge_axes(normalize_params({"lr": 3e-4, "strength": 2.0}), grid) == ["strength (top)"]
+
+
+def test_numpy_values_count_and_a_zero_bottom_is_a_bound():
+    import numpy as np
+
+    grid = {"lr": (np.float32(1e-4), np.float32(3e-4)), "warmup": (0.0, 0.06, 0.1)}
+    point = normalize_params({"lr": np.float32(3e-4), "warmup": 0.0})
+    assert edge_axes(point, grid) == ["lr (top)"]  # numpy floats are numbers; warm-up 0 cannot be widened

@@ -348,8 +348,8 @@ def _prepare_or_usage_error(config, *, resume: bool, overwrite: bool, reuse=()):
         raise UsageError(str(err).replace("\n", " ")) from None
     except CFDSolverError as err:  # generating the task's data failed: the settings, not the code
         raise UsageError(
-            f"{err}; nothing was cached: try a smaller cfl, more solver cells (solver_resolution) or milder "
-            "initial conditions"
+            f"{err}; that set was not cached. The generator's settings made the solver fail: check cfl, "
+            "solver_resolution, max_steps, eta/zeta and the initial-condition ranges"
         ) from None
 
 

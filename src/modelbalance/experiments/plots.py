@@ -260,7 +260,8 @@ def plot_factors_over_time(
             )
         ax.axhline(1.0, color="#333333", linewidth=0.8, linestyle="--")
         ax.set_xlabel("optimizer step")
-        subset = (labels or {}).get(smallest, f"fraction {smallest:g}")
+        label = (labels or {}).get(smallest, "")
+        subset = label if label.endswith("/class") else f"fraction {smallest:g}"
         ax.set_title(f"{method}: {subset}, seed {record['seed']}", fontsize=10)
         ax.grid(True, alpha=0.3)
         if len(units) <= 12:

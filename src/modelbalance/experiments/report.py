@@ -189,6 +189,12 @@ def _subset(fraction: float, labels: dict[float, str] | None) -> str:
     return (labels or {}).get(fraction, _fmt(fraction))
 
 
+def _subset_name(fraction: float, labels: dict[float, str] | None) -> str:
+    """A subset named in a sentence: ``16/class``, else ``fraction 0.25``."""
+    label = _subset(fraction, labels)
+    return label if label.endswith("/class") else f"fraction {label}"
+
+
 def _subset_header(labels: dict[float, str] | None) -> str:
     """The first column's name: ``shots`` when every subset is k-shot (``16/class``), else ``fraction``."""
     return "shots" if labels and all(str(v).endswith("/class") for v in labels.values()) else "fraction"
@@ -453,7 +459,7 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
             methods=list(config.methods),
         )
     edge_picks = [
-        f"{m} at {_subset(f, labels)}: {point_label(outcome.picked[f, m])} ({', '.join(axes)})"
+        f"{m} at {_subset_name(f, labels)}: {point_label(outcome.picked[f, m])} ({', '.join(axes)})"
         for (f, m), axes in edges.items()
     ]
     text = summary_markdown(
@@ -468,7 +474,6 @@ def _edge_picks(config, picked: dict) -> dict[tuple[float, str], list[str]]:
     """(fraction, method) -> the grid axes its tuned pick lies at an edge of (only picks with such axes)."""
     edges = {}
     for (fraction, method), point in picked.items():
-        if point is not None and len(config.grid_points(method)) > 1:
-            if axes := edge_axes(point, config.grid(method)):
-                edges[fraction, method] = axes
+        if point is not None and (axes := edge_axes(point, config.grid(method))):
+            edges[fraction, method] = axes
     return edges

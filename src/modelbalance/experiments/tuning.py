@@ -8,6 +8,7 @@ diverging learning rate is a bad one, not a missing one). The test split is neve
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from modelbalance.experiments.stats import mean_std
@@ -84,8 +85,8 @@ def edge_axes(point, grid: dict[str, tuple]) -> list[str]:
     """The numeric axes of ``grid`` on which the picked ``point`` lies at the smallest or largest value.
 
     A pick at a grid's edge means the optimum may lie outside it: the grid has to be widened before the
-    comparison can count as tuned. Axes with one value (nothing was tuned) and non-numeric axes (choices such as
-    ``unit``, which have no inside) are not reported.
+    comparison can count as tuned. Axes with one value (nothing was tuned), non-numeric axes (choices such as
+    ``unit``, which have no inside) and a smallest value of 0 (a natural bound) are not reported.
 
     Examples
     --------
@@ -97,11 +98,11 @@ def edge_axes(point, grid: dict[str, tuple]) -> list[str]:
     values_of = dict(point)
     edges = []
     for name, values in grid.items():
-        numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        numeric = [v for v in values if isinstance(v, numbers.Real) and not isinstance(v, bool)]
         if len(set(numeric)) < 2 or len(numeric) != len(values) or name not in values_of:
             continue
         value = values_of[name]
-        if value == min(numeric):
+        if value == min(numeric) and value != 0:  # 0 (no warm-up, no decay) is a bound, not an edge
             edges.append(f"{name} (bottom)")
         elif value == max(numeric):
             edges.append(f"{name} (top)")

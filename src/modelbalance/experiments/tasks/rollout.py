@@ -363,10 +363,23 @@ def build_cfd1d(
             "cfd1d", rollout.get("initial_step", 10), rollout.get("t_train"), generator["n_times"]
         )
 
+    def generated(what: str, n: int, seed: int) -> np.ndarray:
+        from modelbalance.experiments.pde.cfd1d import CFDSolverError
+
+        try:
+            return generate_cfd1d(n, seed=seed, cache_dir=cache_dir, **generator)
+        except CFDSolverError as err:  # say which set: sample numbers count within it
+            raise CFDSolverError(
+                f"generating the {what} ({n} samples, seed {seed}): {err}",
+                sample=err.sample,
+                step=err.step,
+                time=err.time,
+            ) from None
+
     def source() -> tuple[np.ndarray, np.ndarray]:
-        pool = generate_cfd1d(n_samples, seed=seed, cache_dir=cache_dir, **generator)
-        test = generate_cfd1d(n_test, seed=seed + TEST_SEED_OFFSET, cache_dir=cache_dir, **generator)
-        return pool, test
+        return generated("training pool", n_samples, seed), generated(
+            "test set", n_test, seed + TEST_SEED_OFFSET
+        )
 
     shown = ", ".join(f"{k}={v}" for k, v in {"n_samples": n_samples, "n_test": n_test, **generator}.items())
     return RolloutTask(

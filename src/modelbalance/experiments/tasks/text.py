@@ -240,11 +240,20 @@ class TextClassificationTask(Task):
         if self.max_pool is not None and len(pool) > self.max_pool:
             pool = pool[: self.max_pool]  # `rest` is stratified-ordered, so its prefix is a stratified sample
         pool = np.sort(pool)
-        if len(pool) == 0 or len(val) == 0:
+        if len(rest) == 0:
             raise ValueError(
-                f"task {self.name!r}: of the {len(rest)} examples outside the test split, the validation split "
-                f"(n_val={self.n_val:g}) takes {len(val)} and leaves {len(pool)} to train on; lower "
-                "--task-param n_val (a count, or a fraction such as n_val=0.2)"
+                f"task {self.name!r}: the test split takes all {n} examples; lower --task-param n_test"
+            )
+        if len(val) == 0:
+            raise ValueError(
+                f"task {self.name!r}: n_val={self.n_val:g} gives an empty validation split ({n} examples); "
+                "raise --task-param n_val"
+            )
+        if len(pool) == 0:
+            raise ValueError(
+                f"task {self.name!r}: the validation split (n_val={self.n_val:g}, a count or a fraction of all "
+                f"{n} examples) takes all {len(rest)} examples outside the test split and leaves none to train "
+                f"on; give --task-param n_val a count below {len(rest)}"
             )
         for split, idx in (("training pool", pool), ("validation", val), ("test", test)):
             if len(np.unique(labels[idx])) < 2:
