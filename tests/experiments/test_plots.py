@@ -117,3 +117,22 @@ def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
     )
     assert mixed.returncode != 0
     assert "mix tasks" in mixed.stderr
+
+
+def test_the_tuning_plot_names_kshot_panels_and_tells_settings_apart(tmp_path, figures):
+    """A method tuned over lr x strength draws one line per strength, each in its own shade; the panel is 4/class."""
+    rows = [
+        dict(fraction=0.008, method="tb", lr=lr, point=f"lr={lr:g}, strength={s:g}", n_failed=0,
+             val_accuracy_mean=0.6 + 0.01 * i, selected=(lr == 3e-4 and s == 0.5))
+        for i, (lr, s) in enumerate((lr, s) for s in (0.25, 0.5, 1.0) for lr in (1e-4, 3e-4, 1e-3))
+    ] + [dict(fraction=0.008, method="baseline", lr=lr, point=f"lr={lr:g}", n_failed=0, val_accuracy_mean=0.6,
+              selected=lr == 3e-4) for lr in (1e-4, 3e-4, 1e-3)]  # fmt: skip
+    grid = pd.DataFrame(rows)
+    assert plots.plot_lr_grid(
+        grid, "accuracy", ["baseline", "tb"], tmp_path / "g.png", "max", {0.008: "4/class"}
+    )
+    ax = figures[0].axes[0]
+    assert ax.get_title() == "4/class"
+    tb_lines = [line for line in ax.get_lines() if line.get_label().startswith("tb (")]
+    assert [line.get_label() for line in tb_lines] == [f"tb (strength={s:g})" for s in (0.25, 0.5, 1.0)]
+    assert len({line.get_color() for line in tb_lines}) == 3

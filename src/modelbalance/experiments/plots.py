@@ -279,10 +279,18 @@ def plot_factors_over_time(
 
 
 def plot_lr_grid(
-    grid: pd.DataFrame, metric: str, methods: list[str], path: str | Path, direction: str = "min"
+    grid: pd.DataFrame,
+    metric: str,
+    methods: list[str],
+    path: str | Path,
+    direction: str = "min",
+    labels: dict[float, str] | None = None,
 ) -> Path | None:
     """Validation metric vs learning rate per method (log x; log y for errors), one panel per fraction, one
-    line per method and setting of its other grid axes; the picked configuration circled."""
+    line per method and setting of its other grid axes (shades of the method's colour, light to dark in grid
+    order); the picked configuration circled. ``labels`` names the panels (``4/class``)."""
+    from matplotlib.colors import to_rgb
+
     if grid.empty or grid["lr"].nunique() < 2 or grid[f"val_{metric}_mean"].notna().sum() == 0:
         return None
     if "point" not in grid:
@@ -299,27 +307,32 @@ def plot_lr_grid(
     for ax, fraction in zip(axes[0], fractions):
         at = grid[grid["fraction"] == fraction]
         for method in methods:
+            settings = list(at[at["method"] == method].groupby("rest", sort=False))
             styles = iter(["-", "--", ":", "-."] * 8)
-            for rest, part in at[at["method"] == method].groupby("rest", sort=False):
+            for i, (rest, part) in enumerate(settings):
                 part = part.sort_values("lr")
                 label = f"{method} ({rest})" if rest else method
+                # several settings of one method: shades from light to the method's own colour
+                shade = 0.65 * (1 - i / (len(settings) - 1)) if len(settings) > 1 else 0.0
+                colour = tuple(c + (1 - c) * shade for c in to_rgb(colours[method]))
                 ax.plot(
                     part["lr"],
                     part[column],
                     marker="o",
-                    color=colours[method],
+                    color=colour,
                     label=label,
                     linewidth=1.4,
                     linestyle=next(styles),
                 )
                 picked = part[part["selected"].astype(bool)]
-                ax.scatter(picked["lr"], picked[column], s=120, facecolors="none", edgecolors=colours[method])
+                ax.scatter(picked["lr"], picked[column], s=120, facecolors="none", edgecolors=colour)
         ax.set_xscale("log")
         values = at[column].dropna()
         if direction == "min" and len(values) and (values > 0).all():
             _plain_log_y(ax)
         ax.set_xlabel("learning rate")
-        ax.set_title(f"fraction {fraction:g}", fontsize=10)
+        label = (labels or {}).get(fraction, "")
+        ax.set_title(label if label.endswith("/class") else f"fraction {fraction:g}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     axes[0, 0].set_ylabel(f"validation {metric}")
     axes[0, -1].legend(frameon=False, fontsize=8)
@@ -341,7 +354,7 @@ def write_plots(
         plot_relative_gain(comparisons, metric, methods, directory / "relative_gain.png", labels),
         plot_layer_alphas(selected_records, methods, directory / "layer_alphas.png"),
         plot_factors_over_time(selected_records, directory / "factors_over_time.png", labels),
-        plot_lr_grid(grid, metric, methods, directory / "lr_grid.png", direction),
+        plot_lr_grid(grid, metric, methods, directory / "lr_grid.png", direction, labels),
         plot_block_alphas(selected_records, methods, directory / "block_alphas.png"),
     ]
     return [p for p in paths if p is not None]
