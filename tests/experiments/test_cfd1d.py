@@ -271,16 +271,18 @@ def test_generator_rejects_unphysical_parameters(tmp_path, change, message):
     assert not list(tmp_path.iterdir())
 
 
-def test_a_solver_failure_never_writes_the_cache(tmp_path, monkeypatch):
-    def failing(*args, first_sample=0, **kwargs):
-        raise CFDSolverError(
-            f"cfd1d solver: sample {first_sample} produced a non-finite value at time step 3",
-            sample=first_sample,
-            step=3,
-            time=0.01,
-        )
+def failing_solver(*args, first_sample=0, **kwargs):
+    """Stands in for solve_cfd1d: blows up at time step 3 of the batch's first sample."""
+    raise CFDSolverError(
+        f"cfd1d solver: sample {first_sample} produced a non-finite value at time step 3",
+        sample=first_sample,
+        step=3,
+        time=0.01,
+    )
 
-    monkeypatch.setattr(cfd1d, "solve_cfd1d", failing)
+
+def test_a_solver_failure_never_writes_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(cfd1d, "solve_cfd1d", failing_solver)
     with pytest.raises(CFDSolverError, match="sample 0"):
         generate_cfd1d(3, cache_dir=tmp_path, progress=False, **TINY)
     assert not list(tmp_path.iterdir())
@@ -561,15 +563,7 @@ def test_bad_cfd1d_settings_stop_the_cli_before_any_solve(tmp_path, capsys, monk
 def test_a_solver_blow_up_is_one_line_from_the_cli_and_caches_nothing(tmp_path, capsys, monkeypatch):
     from modelbalance.cli.main import main
 
-    def failing(*args, first_sample=0, **kwargs):
-        raise CFDSolverError(
-            f"cfd1d solver: sample {first_sample} produced a non-finite value at time step 3",
-            sample=first_sample,
-            step=3,
-            time=0.01,
-        )
-
-    monkeypatch.setattr(cfd1d, "solve_cfd1d", failing)
+    monkeypatch.setattr(cfd1d, "solve_cfd1d", failing_solver)
     cache = tmp_path / "cache"
     args = [*CFD_CLI, "--task-param", "n_times=5", "--task-param", "initial_step=2"]
     code = main([*args, "--task-param", f"cache_dir={cache}", "--out", str(tmp_path / "out")])
