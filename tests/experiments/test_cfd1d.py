@@ -1,6 +1,8 @@
 """1D compressible Navier-Stokes: the solver against exact solutions and conservation, the generator and its
 cache, PDEBench-layout files, and the autoregressive RolloutTask (rollout, loss, PDEBench's nRMSE, bad input)."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -572,3 +574,58 @@ def test_a_solver_blow_up_is_one_line_from_the_cli_and_caches_nothing(tmp_path, 
     assert "generating the training pool (8 samples, seed 0): cfd1d solver: sample 0 produced" in err
     assert "at time step 3" in err and "not cached" in err and "check cfl" in err
     assert not (tmp_path / "out").exists() and not (cache.exists() and any(cache.iterdir()))
+
+
+@pytest.mark.parametrize(("generator", "model"), [("burgers", "fno"), ("advection", "unet")])
+def test_rollout_on_generated_trajectories_runs_through_the_runner(tmp_path, generator, model):
+    """The existing time-dependent generators feed the autoregressive task too (FNO and UNet)."""
+    from modelbalance.experiments.config import ExperimentConfig
+    from modelbalance.experiments.runner import run_experiment
+
+    model_params = {"modes": 4, "width": 8, "n_layers": 2} if model == "fno" else {"width": 4, "depth": 2}
+    config = ExperimentConfig(
+        task="rollout",
+        model=model,
+        sizes=(4,),
+        seeds=(0,),
+        methods=("baseline", "tb"),
+        lrs=(1e-3,),
+        epochs=2,
+        batch_size=2,
+        val_size=2,
+        analyze_layers=False,
+        task_params={
+            "generator": generator,
+            "n_samples": 8,
+            "n_test": 2,
+            "resolution": 32,
+            "n_times": 6,
+            "t_final": 0.2,
+            "initial_step": 2,
+            "cache_dir": str(tmp_path / "cache"),
+            **({"nu": 0.1, "resolution": 64} if generator == "burgers" else {}),  # a resolved Burgers
+        },
+        model_params=model_params,
+        method_options={"tb": {"min_eigs": 4}},
+        out=str(tmp_path / "out"),
+    )
+    outcome = run_experiment(config, progress=False, plots=False, log=lambda _: None)
+    assert outcome.n_failed == 0 and len(outcome.records) == 2
+    assert all(np.isfinite(r["nrmse"]) and "nrmse_u" in r for r in outcome.records)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "needs a data file (--data PATH with time series) or generated trajectories"),
+        (
+            {"generator": "navier"},
+            "unknown generator 'navier'; known: burgers, advection, reaction_diffusion",
+        ),
+        ({"generator": "burgers", "eta": 0.1}, "unknown option(s) ['eta']"),
+        ({"generator": "burgers", "n_times": 4, "initial_step": 4}, "initial_step=4 must be below"),
+    ],
+)
+def test_bad_generated_rollout_options_are_refused_before_generating(params, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TASKS.get("rollout")(**params)

@@ -84,6 +84,43 @@ def test_under_resolved_burgers_warns():
 # ------------------------------------------------------------------------------------------------ cache
 
 
+TIME_DEPENDENT = ("burgers", "advection", "reaction_diffusion")
+
+
+@pytest.mark.parametrize("task", TIME_DEPENDENT)
+def test_trajectories_run_from_the_pair_input_to_the_pair_target(task, tmp_path):
+    """n_times snapshots at t_k = k t_final / (n_times - 1): the first is the pair's input, the last its target
+    (the same solver, chained over the intervals), and they are cached under their own key."""
+    x, y = generate(task, 4, seed=2, use_cache=False, progress=False, **SMALL[task])
+    trajectories = generate(task, 4, seed=2, n_times=5, cache_dir=tmp_path, progress=False, **SMALL[task])
+    assert trajectories.shape == (4, 1, 5, 64) and trajectories.dtype == np.float32
+    np.testing.assert_array_equal(trajectories[:, :, 0], x)
+    np.testing.assert_allclose(trajectories[:, :, -1], y, atol=1e-5 * np.abs(y).max())
+    assert all(np.abs(trajectories[:, :, k] - trajectories[:, :, k - 1]).max() > 0 for k in range(1, 5))
+    cached = generate(task, 4, seed=2, n_times=5, cache_dir=tmp_path, progress=False, **SMALL[task])
+    np.testing.assert_array_equal(cached, trajectories)
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_middle_snapshot_is_the_pair_at_that_time():
+    small = {**SMALL["burgers"], "t_final": 0.4, "solver_resolution": 64}
+    trajectories = generate_burgers(3, n_times=5, use_cache=False, progress=False, **small)
+    _, half = generate_burgers(3, use_cache=False, progress=False, **{**small, "t_final": 0.2})
+    np.testing.assert_allclose(trajectories[:, :, 2], half, atol=1e-5 * np.abs(half).max())
+    _, shifted = generate(
+        "advection", 3, resolution=64, beta=0.5, t_final=0.25, use_cache=False, progress=False
+    )
+    exact = generate("advection", 3, resolution=64, beta=0.5, t_final=1.0, n_times=5, use_cache=False,
+                     progress=False)  # fmt: skip
+    np.testing.assert_allclose(exact[:, :, 1], shifted, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_times", [1, 0, 2.5, True])
+def test_n_times_must_be_two_or_more_snapshots(n_times):
+    with pytest.raises(ValueError, match="n_times must be an integer >= 2"):
+        generate_burgers(2, n_times=n_times, use_cache=False, progress=False, **SMALL["burgers"])
+
+
 def test_cache_miss_writes_then_hit_reads_without_solving(tmp_path, monkeypatch):
     kwargs = dict(resolution=12, seed=1, cache_dir=tmp_path, progress=False)
     first = generate_darcy(4, **kwargs)

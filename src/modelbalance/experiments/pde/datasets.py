@@ -24,7 +24,9 @@ resolution`` nodes of the unit square including the boundary (see :mod:`.darcy`)
 
 Trajectory tasks (:data:`TRAJECTORY_TASKS`) return one float32 array ``(N, channels, n_times, *grid)``
 instead of pairs: ``"cfd1d"``, 1D compressible Navier-Stokes (density, velocity, pressure) on PDEBench's
-periodic domain [-1, 1) of ``resolution`` cells (see :func:`generate_cfd1d` and :mod:`.cfd1d`).
+periodic domain [-1, 1) of ``resolution`` cells (see :func:`generate_cfd1d` and :mod:`.cfd1d`). The 1D pair
+tasks (Burgers, advection, reaction-diffusion) give trajectories too when asked for ``n_times`` snapshots
+(:func:`trajectory_1d`): ``generate("burgers", 64, n_times=21)`` is a float32 (64, 1, 21, resolution) array.
 
 Caching: each call's parameters (everything except ``cache_dir``, ``use_cache`` and ``progress``), the task
 name and a per-task format version are hashed into a key; the arrays live in ``<cache_dir>/<task>-<key>.npz``.
@@ -128,13 +130,15 @@ def generate_burgers(
     amplitude: float = 1.0,
     solver_resolution: int | str = "auto",
     courant: float = 0.4,
+    n_times: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
     progress: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
     """Burgers ``u(x, 0) -> u(x, t_final)`` pairs, ``u_t + u u_x = nu u_xx`` periodic on [0, 1).
 
-    Usage: ``x, y = generate_burgers(256, resolution=1024, nu=0.01)`` -> two float32 (256, 1, 1024) arrays.
+    Usage: ``x, y = generate_burgers(256, resolution=1024, nu=0.01)`` -> two float32 (256, 1, 1024) arrays;
+    ``traj = generate_burgers(256, n_times=21)`` -> one float32 (256, 1, 21, 1024) array of trajectories.
 
     Parameters
     ----------
@@ -151,6 +155,9 @@ def generate_burgers(
         1024).
     courant :
         Time step ``courant / (solver_resolution * n_waves * amplitude)``.
+    n_times : int, optional
+        Instead of pairs, trajectories of ``n_times`` snapshots at ``t_k = k t_final / (n_times - 1)``
+        (:func:`trajectory_1d`), for autoregressive tasks.
     cache_dir, use_cache, progress :
         Cache directory (module docstring), whether to read/write the cache, tqdm bar (None: only on a TTY).
     """
@@ -165,20 +172,23 @@ def generate_burgers(
         "amplitude": _positive_float("amplitude", amplitude),
         "solver_resolution": solver_resolution if solver_resolution == "auto" else int(solver_resolution),
         "courant": _positive_float("courant", courant),
+        **_times_param(n_times),
     }
 
-    def build(bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+    def build(bar: tqdm):
         p = params
         u0 = _sine_initial_conditions(p)
 
-        def solve(u: np.ndarray, n_solve: int) -> np.ndarray:
+        def solve(u: np.ndarray, n_solve: int, t: float = p["t_final"]) -> np.ndarray:
             dt = p["courant"] / (n_solve * p["n_waves"] * p["amplitude"])
-            return solve_burgers(u, nu=p["nu"], t_final=p["t_final"], dt=dt, solver_resolution=n_solve)
+            return solve_burgers(u, nu=p["nu"], t_final=t, dt=dt, solver_resolution=n_solve)
 
-        n_solve = _choose_solver_resolution(u0, p, solve)
+        n_solve = _choose_solver_resolution(u0, p, _over_snapshots(solve, p))
+        if "n_times" in p:
+            return trajectory_1d(u0, lambda u, t: solve(u, n_solve, t), p, bar, "burgers", n_solve)
         return u0, _solve_1d_in_chunks(u0, lambda u: solve(u, n_solve), n_solve, bar, "burgers")
 
-    return _cached("burgers", params, build, cache_dir, use_cache, progress)
+    return _pairs_or_trajectories("burgers", params, build, cache_dir, use_cache, progress)
 
 
 def generate_advection(
@@ -191,16 +201,17 @@ def generate_advection(
     n_waves: int = 2,
     max_wavenumber: int = 4,
     amplitude: float = 1.0,
+    n_times: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
     progress: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
     """Advection ``u(x, 0) -> u(x - beta t_final, 0)`` pairs (exact shift), PDEBench's 1D advection task.
 
     Usage: ``x, y = generate_advection(128, resolution=256, beta=0.4, t_final=2.0)`` -> float32 (128, 1, 256).
 
-    Same initial conditions and cache arguments as :func:`generate_burgers`; PDEBench uses ``beta`` in
-    0.1 ... 4 and ``t_final = 2``.
+    Same initial conditions, ``n_times`` (trajectories) and cache arguments as :func:`generate_burgers`;
+    PDEBench uses ``beta`` in 0.1 ... 4 and ``t_final = 2``.
     """
     params = {
         "n_samples": _positive_int("n_samples", n_samples),
@@ -211,15 +222,19 @@ def generate_advection(
         "n_waves": _positive_int("n_waves", n_waves),
         "max_wavenumber": _positive_int("max_wavenumber", max_wavenumber),
         "amplitude": _positive_float("amplitude", amplitude),
+        **_times_param(n_times),
     }
 
-    def build(bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+    def build(bar: tqdm):
         u0 = _sine_initial_conditions(params)
+        if "n_times" in params:
+            shift = lambda u, t: solve_advection(u, beta=params["beta"], t_final=t)  # noqa: E731
+            return trajectory_1d(u0, shift, params, bar, "advection", None)
         target = solve_advection(u0, beta=params["beta"], t_final=params["t_final"])
         bar.update(len(u0))
         return u0, target
 
-    return _cached("advection", params, build, cache_dir, use_cache, progress)
+    return _pairs_or_trajectories("advection", params, build, cache_dir, use_cache, progress)
 
 
 def generate_reaction_diffusion(
@@ -233,17 +248,18 @@ def generate_reaction_diffusion(
     n_waves: int = 2,
     max_wavenumber: int = 4,
     solver_resolution: int | str = "auto",
+    n_times: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
     progress: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
     """Reaction-diffusion ``u(x, 0) -> u(x, t_final)`` pairs for ``u_t = nu u_xx + rho u (1 - u)`` (periodic).
 
     Usage: ``x, y = generate_reaction_diffusion(64, resolution=256)`` -> float32 (64, 1, 256) arrays.
 
     Initial conditions ``0.5 + s(x) / (2 n_waves)`` with ``s`` a unit-amplitude random sine series, so they
-    lie in [0, 1]. ``solver_resolution`` as in :func:`generate_burgers`; time step
-    :func:`~modelbalance.experiments.pde.reaction_diffusion.reaction_diffusion_time_step`.
+    lie in [0, 1]. ``solver_resolution`` and ``n_times`` (trajectories) as in :func:`generate_burgers`; time
+    step :func:`~modelbalance.experiments.pde.reaction_diffusion.reaction_diffusion_time_step`.
     """
     params = {
         "n_samples": _positive_int("n_samples", n_samples),
@@ -255,22 +271,25 @@ def generate_reaction_diffusion(
         "n_waves": _positive_int("n_waves", n_waves),
         "max_wavenumber": _positive_int("max_wavenumber", max_wavenumber),
         "solver_resolution": solver_resolution if solver_resolution == "auto" else int(solver_resolution),
+        **_times_param(n_times),
     }
 
-    def build(bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+    def build(bar: tqdm):
         p = params
         u0 = 0.5 + _sine_initial_conditions({**p, "amplitude": 1.0}) / (2.0 * p["n_waves"])
         dt = reaction_diffusion_time_step(p["rho"])
 
-        def solve(u: np.ndarray, n_solve: int) -> np.ndarray:
+        def solve(u: np.ndarray, n_solve: int, t: float = p["t_final"]) -> np.ndarray:
             return solve_reaction_diffusion(
-                u, nu=p["nu"], rho=p["rho"], t_final=p["t_final"], dt=dt, solver_resolution=n_solve
+                u, nu=p["nu"], rho=p["rho"], t_final=t, dt=dt, solver_resolution=n_solve
             )
 
-        n_solve = _choose_solver_resolution(u0, p, solve)
+        n_solve = _choose_solver_resolution(u0, p, _over_snapshots(solve, p))
+        if "n_times" in p:
+            return trajectory_1d(u0, lambda u, t: solve(u, n_solve, t), p, bar, "reaction_diffusion", n_solve)
         return u0, _solve_1d_in_chunks(u0, lambda u: solve(u, n_solve), n_solve, bar, "reaction_diffusion")
 
-    return _cached("reaction_diffusion", params, build, cache_dir, use_cache, progress)
+    return _pairs_or_trajectories("reaction_diffusion", params, build, cache_dir, use_cache, progress)
 
 
 def generate_darcy(
@@ -543,16 +562,94 @@ def _choose_solver_resolution(u0: np.ndarray, p: dict, solve: Callable[[np.ndarr
     # Pilot on the samples with the steepest initial slopes: they form the sharpest fronts.
     slope = np.abs(np.diff(u0, axis=-1, append=u0[:, :1])).max(axis=-1)
     pilot = u0[np.sort(np.argsort(-slope, kind="stable")[:_PILOT_SAMPLES])]
+    scale = spectral_scale(pilot)
     for n_solve in reversed(candidates[1:]):
-        coarse = solve(pilot, n_solve)[:, :: n // n_solve]
-        if spectral_tail(coarse, scale=spectral_scale(pilot)).max() < _PILOT_TAIL:
+        coarse = solve(pilot, n_solve)[..., :: n // n_solve]  # (batch, n) or (batch, snapshots, n)
+        if spectral_tail(coarse, scale=scale.reshape(-1, *[1] * (coarse.ndim - 2))).max() < _PILOT_TAIL:
             return n_solve
     return n
 
 
-def _solve_1d_in_chunks(
-    u0: np.ndarray, solve: Callable[[np.ndarray], np.ndarray], n_solve: int, bar: tqdm, task: str
+def trajectory_1d(
+    u0: np.ndarray,
+    segment: Callable[[np.ndarray, float], np.ndarray],
+    params: dict,
+    bar: tqdm,
+    task: str,
+    n_solve: int | None,
 ) -> np.ndarray:
+    """(N, 1, n_times, n) snapshots at ``t_k = k t_final / (n_times - 1)``: ``u0``, then each snapshot solved from
+    the previous one over one interval with ``segment(u, dt)`` (the pair generator's own solver), so every
+    snapshot is the same solution the pair task would give at that time, to the solver's accuracy."""
+    n_times = params["n_times"]
+    interval = params["t_final"] / (n_times - 1)
+    snapshots = [np.asarray(u0, dtype=np.float64)]
+    share = _ShareOfBar(bar, 1.0 / (n_times - 1))
+    tails: list[float] = []
+    for _ in range(n_times - 1):
+        previous = snapshots[-1]
+        if n_solve is None:  # an exact solution: one call, no resolution check
+            snapshots.append(segment(previous, interval))
+            share.update(len(previous))
+        else:
+            step = lambda u: segment(u, interval)  # noqa: E731
+            snapshots.append(_solve_1d_in_chunks(previous, step, n_solve, share, task, tails=tails))
+    _warn_if_under_resolved(task, n_solve, max(tails, default=0.0))
+    return np.stack(snapshots, axis=1)[:, None]
+
+
+def _over_snapshots(solve: Callable, p: dict) -> Callable[[np.ndarray, int], np.ndarray]:
+    """The solver-grid pilot's solve: the final state for pairs, every later snapshot for trajectories
+    (intermediate snapshots can be steeper than the final one, which viscosity has smoothed)."""
+    if "n_times" not in p:
+        return solve
+    interval = p["t_final"] / (p["n_times"] - 1)
+
+    def snapshots(u: np.ndarray, n_solve: int) -> np.ndarray:
+        out = []
+        for _ in range(p["n_times"] - 1):
+            u = solve(u, n_solve, interval)
+            out.append(u)
+        return np.stack(out, axis=1)  # (batch, n_times - 1, n)
+
+    return snapshots
+
+
+class _ShareOfBar:
+    """Passes a fixed share of each update to a tqdm bar (a trajectory advances the bar once per interval)."""
+
+    def __init__(self, bar: tqdm, share: float):
+        self.bar, self.share = bar, share
+
+    def update(self, n: float) -> None:
+        self.bar.update(n * self.share)
+
+
+def _times_param(n_times) -> dict:
+    """``{"n_times": n}`` for trajectories (at least 2 snapshots), ``{}`` for pairs (old cache keys unchanged)."""
+    if n_times is None:
+        return {}
+    if isinstance(n_times, bool) or not isinstance(n_times, (int, np.integer)) or n_times < 2:
+        raise ValueError(f"n_times must be an integer >= 2 (snapshots per trajectory), got {n_times!r}")
+    return {"n_times": int(n_times)}
+
+
+def _pairs_or_trajectories(task, params, build, cache_dir, use_cache, progress):
+    """Pairs through :func:`_cached`, or with ``n_times`` whole trajectories through :func:`_cached_trajectories`."""
+    cached = _cached_trajectories if "n_times" in params else _cached
+    return cached(task, params, build, cache_dir, use_cache, progress)
+
+
+def _solve_1d_in_chunks(
+    u0: np.ndarray,
+    solve: Callable[[np.ndarray], np.ndarray],
+    n_solve: int,
+    bar: tqdm,
+    task: str,
+    tails: list[float] | None = None,
+) -> np.ndarray:
+    """``solve`` over ``u0`` chunk by chunk; warns if the results are under-resolved on the solver grid (or, with
+    ``tails``, appends the worst spectral tail there for the caller to judge once)."""
     out = np.empty_like(u0)
     worst_tail = 0.0
     stride = u0.shape[-1] // n_solve
@@ -562,13 +659,20 @@ def _solve_1d_in_chunks(
         tail = spectral_tail(out[start:stop, ::stride], scale=spectral_scale(u0[start:stop]))
         worst_tail = max(worst_tail, float(tail.max()))
         bar.update(stop - start)
+    if tails is not None:
+        tails.append(worst_tail)
+    else:
+        _warn_if_under_resolved(task, n_solve, worst_tail)
+    return out
+
+
+def _warn_if_under_resolved(task: str, n_solve: int | None, worst_tail: float) -> None:
     if worst_tail > _WARN_TAIL:
         warnings.warn(
             f"{task}: the solution is under-resolved on the {n_solve}-point solver grid (relative spectral "
             f"tail {worst_tail:.1e}); increase resolution or viscosity",
             RuntimeWarning,
         )
-    return out
 
 
 def _cached(

@@ -33,7 +33,9 @@ Data: ``cfd1d`` generates 1D compressible Navier-Stokes trajectories
 or reads a user file with ``data=PATH``: PDEBench's ``1D_CFD_*.hdf5`` (datasets ``density``, ``Vx``,
 ``pressure``; 2D/3D CFD files with ``Vy``/``Vz`` work the same way), or any file
 :func:`~modelbalance.experiments.pde.loaders.load_trajectories` reads. ``rollout`` is the same task for any
-user file of time series (e.g. PDEBench's Burgers or advection ``tensor`` files). As in PDEBench, the first
+user file of time series (e.g. PDEBench's Burgers or advection ``tensor`` files), or, with
+``generator=burgers|advection|reaction_diffusion``, for trajectories of the project's 1-D generators (snapshots
+at ``t_k = k t_final / (n_times - 1)``, channel ``u``). As in PDEBench, the first
 ``test_fraction`` (10%) of a file's samples are the test set and the rest is the training pool (a 10,000-sample
 PDEBench file gives its 9,000-sample pool).
 
@@ -55,15 +57,23 @@ from torch.utils.data import TensorDataset
 from modelbalance.experiments.registry import TASKS
 from modelbalance.experiments.tasks import Task, TaskData, check_data_options
 
-__all__ = ["RolloutTask", "build_cfd1d", "build_rollout", "CFD1D_DEFAULTS", "CFD_CHANNELS"]
+__all__ = [
+    "RolloutTask",
+    "build_cfd1d",
+    "build_rollout",
+    "CFD_CHANNELS",
+    "GENERATED_DEFAULTS",
+    "ROLLOUT_GENERATORS",
+]
 
 ROLLOUT_OPTIONS = ("initial_step", "t_train", "unroll_step", "loss_reduction", "normalize")
 FILE_OPTIONS = ("stride", "time_stride", "max_samples", "layout", "test_fraction")
 LOSS_REDUCTIONS = ("sum", "mean")
 TEST_SEED_OFFSET = 10_000  # the generated test set uses seed + this (as the other PDE tasks)
 CFD_CHANNELS = ("density", "velocity", "pressure")
-# CPU-sized defaults of the generated task; every generate_cfd1d argument can be overridden.
-CFD1D_DEFAULTS: dict[str, Any] = {"n_samples": 256, "n_test": 64, "resolution": 128, "n_times": 21}
+# CPU-sized defaults of generated trajectories; every argument of the generator can be overridden.
+GENERATED_DEFAULTS: dict[str, Any] = {"n_samples": 256, "n_test": 64, "resolution": 128, "n_times": 21}
+ROLLOUT_GENERATORS = ("burgers", "advection", "reaction_diffusion")
 
 
 class RolloutTask(Task):
@@ -342,32 +352,65 @@ def build_cfd1d(
     """
     if data is not None:
         return _rollout_from_file("cfd1d", data, params, channel_names=CFD_CHANNELS)
-    rollout, generator = _split_options("cfd1d", dict(params), None)
-    generator = {**CFD1D_DEFAULTS, **generator}
-    n_samples, n_test = generator.pop("n_samples"), generator.pop("n_test")
-    from modelbalance.experiments.pde.datasets import generate_cfd1d
+    return _generated_rollout("cfd1d", "cfd1d", params, seed, cache_dir, CFD_CHANNELS)
 
-    # Check the generator's argument names now, before anything is generated.
-    accepted = set(inspect.signature(generate_cfd1d).parameters) - {
-        "n_samples",
-        "seed",
-        "cache_dir",
-        "use_cache",
-    }
-    stray = sorted(set(generator) - accepted)
-    if stray:
-        raise ValueError(f"task 'cfd1d': unknown option(s) {stray}; generator options: {sorted(accepted)}")
-    seed = int(seed)
-    if isinstance(generator.get("n_times"), int):  # known before generating: fail before the solver runs
-        check_time_steps(
-            "cfd1d", rollout.get("initial_step", 10), rollout.get("t_train"), generator["n_times"]
+
+@TASKS.register(
+    "rollout",
+    help="autoregressive rollout: a time-series file (--data), or generated trajectories "
+    "(generator=burgers|advection|reaction_diffusion; nRMSE)",
+)
+def build_rollout(
+    *,
+    data: str | None = None,
+    seed: int = 0,
+    generator: str | None = None,
+    cache_dir: str | None = None,
+    **params,
+) -> RolloutTask:
+    """The ``rollout`` task: any time-series file :func:`~modelbalance.experiments.pde.loaders.load_trajectories`
+    reads, e.g. ``build_rollout(data="1D_Burgers_Sols_Nu0.01.hdf5", stride=4)``; or trajectories of one of the
+    project's 1-D generators, ``build_rollout(generator="burgers", n_samples=64, n_times=21, nu=0.01)``
+    (snapshots at ``t_k = k t_final / (n_times - 1)``, the same solver as the pair tasks)."""
+    if data is not None:
+        if generator is not None:
+            raise ValueError("task 'rollout': give either a data file (--data) or generator=..., not both")
+        return _rollout_from_file("rollout", data, params)
+    if generator is None:
+        raise ValueError(
+            "task 'rollout' needs a data file (--data PATH with time series) or generated trajectories "
+            f"(--task-param generator=NAME, NAME one of {', '.join(ROLLOUT_GENERATORS)})"
         )
+    if generator not in ROLLOUT_GENERATORS:
+        raise ValueError(
+            f"task 'rollout': unknown generator {generator!r}; known: {', '.join(ROLLOUT_GENERATORS)}"
+        )
+    return _generated_rollout("rollout", generator, params, seed, cache_dir, ("u",))
+
+
+def _generated_rollout(
+    name: str, generator: str, params: dict, seed: int, cache_dir: str | None, channel_names
+) -> RolloutTask:
+    """A rollout task on trajectories of ``generator`` (pool seed ``seed``, test seed ``seed + 10000``); every
+    option is checked before anything is generated."""
+    from modelbalance.experiments.pde.cfd1d import CFDSolverError
+    from modelbalance.experiments.pde.datasets import TASKS as GENERATORS
+
+    rollout, options = _split_options(name, dict(params), None)
+    options = {**GENERATED_DEFAULTS, **options}
+    n_samples, n_test = options.pop("n_samples"), options.pop("n_test")
+    generate = GENERATORS[generator]
+    accepted = set(inspect.signature(generate).parameters) - {"n_samples", "seed", "cache_dir", "use_cache"}
+    stray = sorted(set(options) - accepted)
+    if stray:
+        raise ValueError(f"task {name!r}: unknown option(s) {stray}; generator options: {sorted(accepted)}")
+    seed = int(seed)
+    if isinstance(options.get("n_times"), int):  # known before generating: fail before the solver runs
+        check_time_steps(name, rollout.get("initial_step", 10), rollout.get("t_train"), options["n_times"])
 
     def generated(what: str, n: int, seed: int) -> np.ndarray:
-        from modelbalance.experiments.pde.cfd1d import CFDSolverError
-
         try:
-            return generate_cfd1d(n, seed=seed, cache_dir=cache_dir, **generator)
+            return generate(n, seed=seed, cache_dir=cache_dir, **options)
         except CFDSolverError as err:  # say which set: sample numbers count within it
             raise CFDSolverError(
                 f"generating the {what} ({n} samples, seed {seed}): {err}",
@@ -381,19 +424,11 @@ def build_cfd1d(
             "test set", n_test, seed + TEST_SEED_OFFSET
         )
 
-    shown = ", ".join(f"{k}={v}" for k, v in {"n_samples": n_samples, "n_test": n_test, **generator}.items())
+    shown = ", ".join(f"{k}={v}" for k, v in {"n_samples": n_samples, "n_test": n_test, **options}.items())
+    label = name if name == generator else f"{name} of {generator}"
     return RolloutTask(
-        "cfd1d", source, channel_names=CFD_CHANNELS, description=f"cfd1d (generated: {shown})", **rollout
+        name, source, channel_names=channel_names, description=f"{label} (generated: {shown})", **rollout
     )
-
-
-@TASKS.register("rollout", help="autoregressive rollout on a user's time-series file (--data; nRMSE)")
-def build_rollout(*, data: str | None = None, seed: int = 0, **params) -> RolloutTask:
-    """The ``rollout`` task: any time-series file :func:`~modelbalance.experiments.pde.loaders.load_trajectories`
-    reads (``data`` is required), e.g. ``build_rollout(data="1D_Burgers_Sols_Nu0.01.hdf5", stride=4)``."""
-    if data is None:
-        raise ValueError("task 'rollout' needs a data file (--data PATH with time series)")
-    return _rollout_from_file("rollout", data, params)
 
 
 def check_time_steps(task: str, initial_step, t_train, n_times: int) -> None:
