@@ -11,7 +11,7 @@ STUDIES=("$@")
 # spam_lora is not among the defaults: its tb_delta variant is now refused (a rank-8 update cannot be fit; see
 # spam_lora.toml), so that published study stays as it was run.
 [ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_k64 pairs_full spam_k256
-  spam_k64_controls spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric)
+  spam_k64_controls spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric wordnet_k8)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
