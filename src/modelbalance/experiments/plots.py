@@ -335,7 +335,11 @@ def plot_lr_grid(
         ax.set_title(label if label.endswith("/class") else f"fraction {fraction:g}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     axes[0, 0].set_ylabel(f"validation {metric}")
-    axes[0, -1].legend(frameon=False, fontsize=8)
+    if len(axes[0, -1].get_lines()) > 4:  # many settings: the legend beside the panels, not over the curves
+        axes[0, -1].legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        fig.set_size_inches(fig.get_size_inches()[0] + 2.4, fig.get_size_inches()[1])
+    else:
+        axes[0, -1].legend(frameon=False, fontsize=8)
     fig.suptitle("Tuning grid (validation; circle = picked)", fontsize=11)
     return _save(fig, Path(path))
 
