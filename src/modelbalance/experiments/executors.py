@@ -236,6 +236,8 @@ class ProcessExecutor(Executor):
                         )
                     elif died or not worker.process.is_alive():
                         busy.discard(slot)
+                        # the pipe can close before the process is reaped: wait for its exit code to name the cause
+                        worker.process.join(timeout=5.0)
                         exitcode = worker.process.exitcode
                         spec, attempt = worker.spec, worker.attempt
                         self._discard(slot, kill=True)
