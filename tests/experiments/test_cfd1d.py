@@ -493,36 +493,48 @@ def test_fno_and_unet_train_and_evaluate_on_generated_cfd1d(tmp_path, model_name
     assert np.isfinite(metrics["nrmse"])
 
 
-def test_cfd1d_runs_through_the_experiment_runner(tmp_path):
+def tiny_rollout_sweep(tmp_path, task, model, task_params, **changes):
+    """A seconds-long baseline-vs-TB sweep of a rollout task on 8 tiny generated trajectories."""
     from modelbalance.experiments.config import ExperimentConfig
-    from modelbalance.experiments.runner import run_experiment
 
-    config = ExperimentConfig(
-        task="cfd1d",
-        model="fno",
+    model_params = {"modes": 4, "width": 8, "n_layers": 2} if model == "fno" else {"width": 4, "depth": 2}
+    return ExperimentConfig(
+        task=task,
+        model=model,
         sizes=(4,),
         seeds=(0,),
         methods=("baseline", "tb"),
         lrs=(1e-3,),
         epochs=2,
         batch_size=2,
-        optimizer="adam",
-        scheduler="step",
-        step_epochs=1,
         val_size=2,
         analyze_layers=False,
         task_params={
             "n_samples": 8,
             "n_test": 2,
             "resolution": 32,
-            "n_times": 7,
             "t_final": 0.2,
-            "initial_step": 4,
             "cache_dir": str(tmp_path / "cache"),
+            **task_params,
         },
-        model_params={"modes": 4, "width": 8, "n_layers": 2},
+        model_params=model_params,
         method_options={"tb": {"min_eigs": 4}},
         out=str(tmp_path / "out"),
+        **changes,
+    )
+
+
+def test_cfd1d_runs_through_the_experiment_runner(tmp_path):
+    from modelbalance.experiments.runner import run_experiment
+
+    config = tiny_rollout_sweep(
+        tmp_path,
+        "cfd1d",
+        "fno",
+        {"n_times": 7, "initial_step": 4},
+        optimizer="adam",
+        scheduler="step",
+        step_epochs=1,
     )
     outcome = run_experiment(config)
     assert outcome.n_failed == 0 and len(outcome.records) == 2
@@ -579,36 +591,12 @@ def test_a_solver_blow_up_is_one_line_from_the_cli_and_caches_nothing(tmp_path, 
 @pytest.mark.parametrize(("generator", "model"), [("burgers", "fno"), ("advection", "unet")])
 def test_rollout_on_generated_trajectories_runs_through_the_runner(tmp_path, generator, model):
     """The existing time-dependent generators feed the autoregressive task too (FNO and UNet)."""
-    from modelbalance.experiments.config import ExperimentConfig
     from modelbalance.experiments.runner import run_experiment
 
-    model_params = {"modes": 4, "width": 8, "n_layers": 2} if model == "fno" else {"width": 4, "depth": 2}
-    config = ExperimentConfig(
-        task="rollout",
-        model=model,
-        sizes=(4,),
-        seeds=(0,),
-        methods=("baseline", "tb"),
-        lrs=(1e-3,),
-        epochs=2,
-        batch_size=2,
-        val_size=2,
-        analyze_layers=False,
-        task_params={
-            "generator": generator,
-            "n_samples": 8,
-            "n_test": 2,
-            "resolution": 32,
-            "n_times": 6,
-            "t_final": 0.2,
-            "initial_step": 2,
-            "cache_dir": str(tmp_path / "cache"),
-            **({"nu": 0.1, "resolution": 64} if generator == "burgers" else {}),  # a resolved Burgers
-        },
-        model_params=model_params,
-        method_options={"tb": {"min_eigs": 4}},
-        out=str(tmp_path / "out"),
-    )
+    task_params = {"generator": generator, "n_times": 6, "initial_step": 2}
+    if generator == "burgers":
+        task_params.update(nu=0.1, resolution=64)  # a resolved Burgers
+    config = tiny_rollout_sweep(tmp_path, "rollout", model, task_params)
     outcome = run_experiment(config, progress=False, plots=False, log=lambda _: None)
     assert outcome.n_failed == 0 and len(outcome.records) == 2
     assert all(np.isfinite(r["nrmse"]) and "nrmse_u" in r for r in outcome.records)

@@ -53,6 +53,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _panel_name(fraction: float, labels: dict[float, str] | None) -> str:
+    """A panel's subset: its k-shot label (``16/class``), else ``fraction 0.025``."""
+    label = (labels or {}).get(fraction, "")
+    return label if label.endswith("/class") else f"fraction {fraction:g}"
+
+
 def _plain_log_y(ax) -> None:
     """Log y axis with plain number labels (0.2, 0.3) instead of 2x10^-1."""
     from matplotlib.ticker import FuncFormatter
@@ -260,9 +266,7 @@ def plot_factors_over_time(
             )
         ax.axhline(1.0, color="#333333", linewidth=0.8, linestyle="--")
         ax.set_xlabel("optimizer step")
-        label = (labels or {}).get(smallest, "")
-        subset = label if label.endswith("/class") else f"fraction {smallest:g}"
-        ax.set_title(f"{method}: {subset}, seed {record['seed']}", fontsize=10)
+        ax.set_title(f"{method}: {_panel_name(smallest, labels)}, seed {record['seed']}", fontsize=10)
         ax.grid(True, alpha=0.3)
         if len(units) <= 12:
             ax.legend(
@@ -331,8 +335,7 @@ def plot_lr_grid(
         if direction == "min" and len(values) and (values > 0).all():
             _plain_log_y(ax)
         ax.set_xlabel("learning rate")
-        label = (labels or {}).get(fraction, "")
-        ax.set_title(label if label.endswith("/class") else f"fraction {fraction:g}", fontsize=10)
+        ax.set_title(_panel_name(fraction, labels), fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     axes[0, 0].set_ylabel(f"validation {metric}")
     if len(axes[0, -1].get_lines()) > 4:  # many settings: the legend beside the panels, not over the curves
