@@ -115,7 +115,10 @@ def test_picks_at_a_grid_edge_are_flagged_in_log_summary_and_json(tmp_path, caps
     for method in ("baseline", "tb"):
         lr = outcome.picked_lrs[1.0, method]
         side = "top" if lr == 1e-2 else "bottom"
-        assert f"- {method} at fraction 1: lr={lr:g} (lr ({side}))" in summary
+        assert (
+            f"- {method} at fraction 1 ({outcome.records[0]['n_train']} samples): lr={lr:g} (lr ({side}))"
+            in summary
+        )
     picked = json.loads((out / "results.json").read_text())["picked"]
     assert all(p["grid_edge"] in (["lr (top)"], ["lr (bottom)"]) for p in picked)
     # one configuration per method is no tuning, hence no edge to report

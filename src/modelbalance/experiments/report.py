@@ -20,7 +20,6 @@ import pandas as pd
 from modelbalance.experiments.plan import point_label, record_point
 from modelbalance.experiments.stats import holm, mean_std, paired_comparison
 from modelbalance.experiments.store import to_json
-from modelbalance.experiments.tuning import edge_axes
 
 # The columns every results table starts with (the task's metrics and their validation twins follow).
 LEAD_COLUMNS = ["task", "model", "fraction", "n_train", "seed", "method", "lr", "point", "selected"]
@@ -187,12 +186,6 @@ def subset_labels(frame: pd.DataFrame) -> dict[float, str]:
 
 def _subset(fraction: float, labels: dict[float, str] | None) -> str:
     return (labels or {}).get(fraction, _fmt(fraction))
-
-
-def _subset_name(fraction: float, labels: dict[float, str] | None) -> str:
-    """A subset named in a sentence: ``16/class``, else ``fraction 0.25``."""
-    label = _subset(fraction, labels)
-    return label if label.endswith("/class") else f"fraction {label}"
 
 
 def _subset_header(labels: dict[float, str] | None) -> str:
@@ -416,8 +409,7 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
     frame = results_frame(outcome.records, outcome.picked, seeds=config.seeds)
     comparisons = comparison_frame(frame, metric=metric, direction=direction, methods=list(config.methods))
     grid = grid_frame(outcome.grid, metric)
-    edges = _edge_picks(config, outcome.picked)
-    labels = subset_labels(frame)
+    edges = outcome.grid_edges
     folder.write_text("results.csv", frame.to_csv(index=False))
     folder.write_text(
         "results.json",
@@ -459,7 +451,7 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
             methods=list(config.methods),
         )
     edge_picks = [
-        f"{m} at {_subset_name(f, labels)}: {point_label(outcome.picked[f, m])} ({', '.join(axes)})"
+        f"{m} at {prepared.subset_name(f)}: {point_label(outcome.picked[f, m])} ({', '.join(axes)})"
         for (f, m), axes in edges.items()
     ]
     text = summary_markdown(
@@ -468,12 +460,3 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
     outcome.summary_path = folder.write_text("summary.md", text)
     outcome.summary_markdown = text
     outcome.plot_paths = plot_paths
-
-
-def _edge_picks(config, picked: dict) -> dict[tuple[float, str], list[str]]:
-    """(fraction, method) -> the grid axes its tuned pick lies at an edge of (only picks with such axes)."""
-    edges = {}
-    for (fraction, method), point in picked.items():
-        if point is not None and (axes := edge_axes(point, config.grid(method))):
-            edges[fraction, method] = axes
-    return edges

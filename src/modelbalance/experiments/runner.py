@@ -142,6 +142,13 @@ class PreparedExperiment:
         """Examples per class of a k-shot cell, else None."""
         return self._cell_shots.get(fraction)
 
+    def subset_name(self, fraction: float) -> str:
+        """A cell named in a sentence (console and summary alike): ``16/class``, else ``fraction 0.1 (54 samples)``."""
+        shots = self.shots_of(fraction)
+        if shots is not None:
+            return f"{shots}/class"
+        return f"fraction {fraction:g} ({self.n_train(fraction)} samples)"
+
     def subset_indices(self, fraction: float, seed: int) -> list[int]:
         """The seeded training subset of a cell: a prefix of one seeded ordering of the pool.
 
@@ -551,7 +558,8 @@ class ExperimentOutcome:
     """What a finished sweep produced (paths and counts; the records for programmatic use).
 
     ``picked`` maps (fraction, method) to the chosen grid point (a tuple of (name, value) pairs, ``lr`` first)
-    or None; ``picked_lrs`` is the same with the learning rate alone.
+    or None; ``picked_lrs`` is the same with the learning rate alone; ``grid_edges`` maps the tuned picks that lie
+    at an edge of their grid to those axes (``tuning.edge_axes``).
     """
 
     out: Path
@@ -561,6 +569,7 @@ class ExperimentOutcome:
     n_new: int
     n_reused: int
     n_failed: int
+    grid_edges: dict[tuple[float, str], list[str]] = field(default_factory=dict)
     summary_path: Path | None = None
     summary_markdown: str = ""
     plot_paths: list[Path] = field(default_factory=list)
@@ -788,6 +797,7 @@ def _sweep(
     try:
         tune_records = sweep.run_all(tune_specs)
         picked: dict[tuple[float, str], GridKey | None] = {}
+        grid_edges: dict[tuple[float, str], list[str]] = {}
         grid: list[GridPoint] = []
         for fraction, method in cells:
             if not tuning[method]:
@@ -814,12 +824,11 @@ def _sweep(
                 sweep.bar.write(
                     f"no configuration of the grid trained without failing: {method} f={fraction:g}"
                 )
-            elif edges := edge_axes(best, config.grid(method)):
-                shots = prepared.shots_of(fraction)
-                where = f"{shots}/class" if shots is not None else f"n_train {prepared.n_train(fraction)}"
+            elif axes := edge_axes(best, config.grid(method)):
+                grid_edges[fraction, method] = axes
                 sweep.bar.write(
-                    f"warning: {method} at {where} picked {point_label(best)}, at the edge of its grid "
-                    f"({', '.join(edges)}): the best setting may lie outside it; widen the grid"
+                    f"warning: {method} at {prepared.subset_name(fraction)} picked {point_label(best)}, at the edge "
+                    f"of its grid ({', '.join(axes)}): the best setting may lie outside it; widen the grid"
                 )
         final_specs = [
             RunSpec(f, s, m, picked[f, m]) for f, m in cells if picked[f, m] is not None for s in config.seeds
@@ -836,6 +845,7 @@ def _sweep(
         records=records,
         picked=picked,
         grid=grid,
+        grid_edges=grid_edges,
         n_new=sweep.n_new,
         n_reused=len(sweep.reused),
         n_failed=sum(r["status"] != "ok" for r in records),
