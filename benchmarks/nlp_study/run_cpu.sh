@@ -2,6 +2,8 @@
 # The NLP study on a 2-core machine: pretrained MiniLM-L6 fine-tuned on the offline text tasks, every study in its
 # own resumable folder under WORKDIR, then its report copied to docs/results/nlp_<study>/.
 # Usage: bash benchmarks/nlp_study/run_cpu.sh [WORKDIR] [STUDY ...]   (rerun to continue; default: every study)
+# FROM_PUBLISHED=1 starts a study whose working folder is missing from its published run records instead of from
+# nothing: extending a committed study (more seeds, another method, a wider grid) trains only what it lacks.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/nlp_study}
@@ -11,7 +13,8 @@ STUDIES=("$@")
 # spam_lora is not among the defaults: its tb_delta variant is now refused (a rank-8 update cannot be fit; see
 # spam_lora.toml), so that published study stays as it was run.
 [ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_k64 pairs_full spam_k256
-  spam_k64_controls spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric wordnet_k8)
+  spam_k64_controls spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric wordnet_k8 pairs_k128
+  wordnet_k8_controls)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -32,6 +35,10 @@ for name in "${STUDIES[@]}"; do
       cp "docs/results/nlp_$parent/config.json" "$W/$parent/"  # so the parent itself can resume there later
     fi
     reuse=(--reuse "$W/$parent")
+  fi
+  if [ "${FROM_PUBLISHED:-0}" = 1 ] && [ ! -d "$W/$name/runs" ] && [ -f "docs/results/nlp_$name/runs.tar.gz" ]; then
+    mkdir -p "$W/$name" && tar -xzf "docs/results/nlp_$name/runs.tar.gz" -C "$W/$name"
+    cp "docs/results/nlp_$name/config.json" "$W/$name/"  # the sweep it extends (--resume accepts added seeds)
   fi
   modelbalance experiment --config "$S/$name.toml" --out "$W/$name" --resume --no-progress \
     --threads "$THREADS" --workers "$WORKERS" "${reuse[@]}" > "$W/$name.log" 2>&1 || echo "study $name exited $?"

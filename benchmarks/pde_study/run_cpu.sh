@@ -22,14 +22,17 @@ study darcy_unet & study burgers_fno_explore burgers_fno_10seeds & wait
 study burgers_fno_fixed_lr burgers_fno_10seeds & study burgers_fno_fixed_lr_1e-2 burgers_fno_10seeds & wait
 study darcy_fno_fixed_lr darcy_fno_10seeds & study burgers_fno_wide & wait
 study burgers_fno_long
-# the paper's CFD regime (autoregressive 1D-CFD, 500 epochs StepLR): one study at a time on both cores (~1.6 h, ~0.4 h, ~0.8 h)
+# the paper's CFD regime (autoregressive 1D-CFD, 500 epochs StepLR): one study at a time on both cores (~1.6 h, ~0.4 h,
+# ~0.8 h; the UNet ~1.1 h and ~0.3 h)
 STUDY_WORKERS=2 study cfd1d_fno_54
 STUDY_WORKERS=2 study cfd1d_fno_54_fixed_lr cfd1d_fno_54
 STUDY_WORKERS=2 study cfd1d_fno_54_controls cfd1d_fno_54_fixed_lr
 STUDY_WORKERS=2 study cfd1d_unet_54
+STUDY_WORKERS=2 study cfd1d_unet_54_controls cfd1d_unet_54
 for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet burgers_fno_explore \
   burgers_fno_fixed_lr burgers_fno_fixed_lr_1e-2 darcy_fno_fixed_lr burgers_fno_wide burgers_fno_long \
-  cfd1d_fno_54 cfd1d_fno_54_fixed_lr cfd1d_fno_54_controls cfd1d_unet_54; do
+  cfd1d_fno_54 cfd1d_fno_54_fixed_lr cfd1d_fno_54_controls cfd1d_unet_54 \
+  cfd1d_unet_54_controls; do
   rm -rf "docs/results/$s"
   python benchmarks/pde_study/merge.py --config "$S/$s.toml" --out "docs/results/$s" "$W/$s" > "$W/merge_$s.log" 2>&1
   tar -czf "docs/results/$s/runs.tar.gz" -C "docs/results/$s" runs && rm -rf "docs/results/$s/runs"
