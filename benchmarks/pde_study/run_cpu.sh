@@ -2,7 +2,7 @@
 # The whole PDE study on a 2-core machine: two studies at a time (one torch thread each), each in its own
 # resumable folder under WORKDIR; a study that extends another (more seeds, a wider grid, variants) takes the
 # runs it shares with it through --reuse instead of training them again. Then the reports: docs/results/<study>/.
-# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 6 h on 2 cores; rerun to continue)
+# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 8 h on 2 cores; rerun to continue)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/pde_study}
@@ -23,7 +23,7 @@ study burgers_fno_fixed_lr burgers_fno_10seeds & study burgers_fno_fixed_lr_1e-2
 study darcy_fno_fixed_lr darcy_fno_10seeds & study burgers_fno_wide & wait
 study burgers_fno_long
 # the paper's CFD regime (autoregressive 1D-CFD, 500 epochs StepLR): one study at a time on both cores (~1.6 h, ~0.4 h,
-# ~0.8 h; the UNet ~1.1 h and ~0.3 h)
+# ~0.8 h; the UNet ~1.3 h and ~0.4 h)
 STUDY_WORKERS=2 study cfd1d_fno_54
 STUDY_WORKERS=2 study cfd1d_fno_54_fixed_lr cfd1d_fno_54
 STUDY_WORKERS=2 study cfd1d_fno_54_controls cfd1d_fno_54_fixed_lr
