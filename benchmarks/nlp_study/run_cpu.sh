@@ -19,6 +19,13 @@ WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
 python -m modelbalance.experiments.text.assets install spam wordnet
+restore_published() {  # a study's working folder, if missing, from its published run records and config
+  local study=$1
+  if [ ! -d "$W/$study/runs" ] && [ -f "docs/results/nlp_$study/runs.tar.gz" ]; then
+    mkdir -p "$W/$study" && tar -xzf "docs/results/nlp_$study/runs.tar.gz" -C "$W/$study"
+    cp "docs/results/nlp_$study/config.json" "$W/$study/"  # so that the sweep can resume there
+  fi
+}
 for name in "${STUDIES[@]}"; do
   reuse=()  # an exploration, controls, strength or metric study reuses its parent study's baseline and tb runs
   parent=""
@@ -29,17 +36,10 @@ for name in "${STUDIES[@]}"; do
     *_metric) parent=${name%_metric} ;;
   esac
   if [ -n "$parent" ]; then
-    # on a fresh machine the parent's working folder is gone: its published run records serve instead
-    if [ ! -d "$W/$parent/runs" ] && [ -f "docs/results/nlp_$parent/runs.tar.gz" ]; then
-      mkdir -p "$W/$parent" && tar -xzf "docs/results/nlp_$parent/runs.tar.gz" -C "$W/$parent"
-      cp "docs/results/nlp_$parent/config.json" "$W/$parent/"  # so the parent itself can resume there later
-    fi
+    restore_published "$parent"  # on a fresh machine the parent's working folder is gone
     reuse=(--reuse "$W/$parent")
   fi
-  if [ "${FROM_PUBLISHED:-0}" = 1 ] && [ ! -d "$W/$name/runs" ] && [ -f "docs/results/nlp_$name/runs.tar.gz" ]; then
-    mkdir -p "$W/$name" && tar -xzf "docs/results/nlp_$name/runs.tar.gz" -C "$W/$name"
-    cp "docs/results/nlp_$name/config.json" "$W/$name/"  # the sweep it extends (--resume accepts added seeds)
-  fi
+  if [ "${FROM_PUBLISHED:-0}" = 1 ]; then restore_published "$name"; fi  # --resume accepts added seeds
   modelbalance experiment --config "$S/$name.toml" --out "$W/$name" --resume --no-progress \
     --threads "$THREADS" --workers "$WORKERS" "${reuse[@]}" > "$W/$name.log" 2>&1 || echo "study $name exited $?"
   bash "$S/publish.sh" "$W" "$name"
