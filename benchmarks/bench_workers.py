@@ -57,8 +57,8 @@ def _mean(records, metric) -> float | None:
 
 def ray_startup() -> dict:
     from modelbalance.experiments.config import ExperimentConfig
-    from modelbalance.experiments.executors import RayExecutor
     from modelbalance.experiments.plan import RunSpec
+    from modelbalance.experiments.ray_executor import RayExecutor
     from modelbalance.experiments.runner import prepare
 
     config = ExperimentConfig(

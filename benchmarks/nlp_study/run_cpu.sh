@@ -14,7 +14,7 @@ STUDIES=("$@")
 # spam_lora.toml), so that published study stays as it was run.
 [ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_k64 pairs_full spam_k256
   spam_k64_controls spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric wordnet_k8 pairs_k128
-  wordnet_k8_controls)
+  wordnet_k8_controls wordnet_k8_confirm wordnet_k32)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"

@@ -14,10 +14,10 @@ from modelbalance.experiments.config import ExperimentConfig
 from modelbalance.experiments.executors import (
     ProcessExecutor,
     SequentialExecutor,
-    check_ray_address,
     make_executor,
 )
 from modelbalance.experiments.plan import RunSpec
+from modelbalance.experiments.ray_executor import RayExecutor, check_ray_address
 from modelbalance.experiments.registry import METHODS, load_plugin
 from modelbalance.experiments.runner import prepare, run_experiment
 
@@ -174,7 +174,7 @@ def test_interrupt_stops_the_workers(tmp_path, pool):
 
 def test_local_ray_cluster_gives_the_sequential_results(tmp_path, sequential, dying):
     pytest.importorskip("ray")
-    ray_executor = executors.RayExecutor(num_cpus=2, threads_per_run=1)
+    ray_executor = RayExecutor(num_cpus=2, threads_per_run=1)
     try:
         assert ray_executor.startup_s > 0 and not ray_executor.reports_steps
         run_experiment(tiny_config(tmp_path / "sweep"), progress=False, plots=False, executor=ray_executor)
