@@ -14,7 +14,7 @@ STUDIES=("$@")
 # spam_lora.toml), so that published study stays as it was run.
 [ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_k64 pairs_full spam_k256
   spam_k64_controls spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric wordnet_k8 pairs_k128
-  wordnet_k8_controls wordnet_k8_confirm wordnet_k32)
+  wordnet_k8_controls wordnet_k8_confirm wordnet_k32 wordnet_k8_fine)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -27,13 +27,14 @@ restore_published() {  # a study's working folder, if missing, from its publishe
   fi
 }
 for name in "${STUDIES[@]}"; do
-  reuse=()  # an exploration, controls, strength or metric study reuses its parent study's baseline and tb runs
+  reuse=()  # an exploration, controls, strength, metric or finer-grid study reuses its parent's baseline and tb runs
   parent=""
   case $name in
     *_explore) parent=${name%_explore} ;;
     *_controls) parent=${name%_controls} ;;
     *_strength) parent=${name%_strength} ;;
     *_metric) parent=${name%_metric} ;;
+    *_fine) parent=${name%_fine} ;;
   esac
   if [ -n "$parent" ]; then
     restore_published "$parent"  # on a fresh machine the parent's working folder is gone

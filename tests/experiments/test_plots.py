@@ -119,6 +119,38 @@ def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
     assert "mix tasks" in mixed.stderr
 
 
+def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_path):
+    """Two batches of seeds of the same cell pool into one paired comparison; overlapping seeds, another size or
+    another rate are refused before any numbers are printed."""
+    frame = kshot_frame([8], seeds=10)
+    first, second = tmp_path / "first", tmp_path / "confirm"
+    for folder, seeds in ((first, range(0, 6)), (second, range(6, 10))):
+        folder.mkdir()
+        frame[frame["seed"].isin(seeds)].to_csv(folder / "results.csv", index=False)
+    script = ROOT / "benchmarks" / "nlp_study" / "seed_pool.py"
+
+    def pool(*folders):
+        command = [sys.executable, str(script), *map(str, folders), "--pairs", "tb:baseline"]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    done = pool(first, second)
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| tb vs baseline"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    b = frame.pivot_table(index="seed", columns="method", values="accuracy")
+    assert cells[1] == "10"
+    assert cells[2] == f"{b['tb'].mean() / b['baseline'].mean() - 1:+.1%}"
+    batches = cells[7].split("; ")  # each batch's own gain, with its number of seeds
+    assert len(batches) == 2 and batches[0].endswith("(6)") and batches[1].endswith("(4)")
+
+    assert "appear in two folders" in pool(first, first).stderr
+    other = tmp_path / "other_rate"
+    other.mkdir()
+    frame[frame["seed"] >= 6].assign(point="lr=0.001").to_csv(other / "results.csv", index=False)
+    refused = pool(first, other)
+    assert refused.returncode != 0 and "different cells or configurations" in refused.stderr
+
+
 def test_the_tuning_plot_names_kshot_panels_and_tells_settings_apart(tmp_path, figures):
     """A method tuned over lr x strength draws one line per strength, each in its own shade; the panel is 4/class."""
     rows = [

@@ -1,0 +1,109 @@
+"""Pool the seeds of studies that ran the same cell (same task, model, size and rate) on different seeds, e.g. a
+study and its confirmation on new seeds, and compare methods pair by pair on every seed at once; it also tests
+whether the batches disagree (Welch's t on the per-seed differences of each batch against the other).
+
+    python benchmarks/nlp_study/seed_pool.py docs/results/nlp_wordnet_k8_controls \\
+        docs/results/nlp_wordnet_k8_confirm --pairs tb:baseline tb_shuffle:baseline tb:tb_shuffle
+
+Each pair ``a:b`` reads "a against b" (gain > 0: a is better). Markdown goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from modelbalance.experiments.stats import paired_comparison
+
+
+def pooled(folders: list[Path], metric: str) -> pd.DataFrame:
+    """seed x method table of ``metric`` over the folders' reported runs, with the folder of each seed."""
+    tables, cells = [], {}
+    for folder in folders:
+        path = folder / "results.csv"
+        if not path.is_file():
+            raise SystemExit(f"{path} not found: is {folder} a finished study folder?")
+        runs = pd.read_csv(path)
+        runs = runs[runs["selected"] & (runs["status"] == "ok")]
+        for column in ("task", "model", "n_train"):
+            if runs[column].nunique() != 1:
+                raise SystemExit(f"{folder} reports more than one {column}: pool one cell at a time")
+        # the cell and each method's configuration: pooling is only sound where every folder ran the same ones
+        rates = runs.groupby("method")["point"].agg(lambda points: "/".join(sorted(set(points))))
+        task, model, n_train = runs[["task", "model", "n_train"]].iloc[0]
+        cells[folder.name] = (task, model, f"{int(n_train)} examples", *sorted(rates.items()))
+        table = runs.pivot_table(index="seed", columns="method", values=metric)
+        tables.append(table.assign(batch=folder.name))
+    if len(set(cells.values())) > 1:
+        listed = "; ".join(f"{name}: {cell}" for name, cell in cells.items())
+        raise SystemExit(f"the folders ran different cells or configurations: {listed}")
+    frame = pd.concat(tables)
+    if frame.index.duplicated().any():
+        repeated = sorted(set(frame.index[frame.index.duplicated()]))
+        raise SystemExit(f"seeds {repeated} appear in two folders: pool disjoint seed sets only")
+    return frame
+
+
+def report(frame: pd.DataFrame, pairs: list[tuple[str, str]], metric: str, direction: str) -> str:
+    batches = list(dict.fromkeys(frame["batch"]))
+    lines = [
+        f"Pooled seeds: {len(frame)} ({', '.join(f'{b}: {sorted(frame.index[frame.batch == b])}' for b in batches)})",
+        "",
+        f"| {metric}: a vs b | seeds | gain | 95% CI | wins | t-test p | Wilcoxon p | per batch "
+        "| batches differ (Welch p) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    sign = 1.0 if direction == "max" else -1.0
+    for a, b in pairs:
+        missing = [m for m in (a, b) if m not in frame]
+        if missing:
+            raise SystemExit(
+                f"method(s) {missing} not in every folder; present: {sorted(set(frame) - {'batch'})}"
+            )
+        both = frame[[a, b, "batch"]].dropna()
+        result = paired_comparison(both[b], both[a], direction=direction)
+        per_batch, differences = [], []
+        for batch in batches:
+            part = both[both["batch"] == batch]
+            gain = paired_comparison(part[b], part[a], direction=direction).gain
+            per_batch.append(f"{gain:+.1%} ({len(part)})")
+            differences.append(sign * (part[a] - part[b]).to_numpy())
+        welch = (
+            scipy_stats.ttest_ind(*differences[:2], equal_var=False).pvalue if len(batches) == 2 else np.nan
+        )
+        lines.append(
+            f"| {a} vs {b} | {result.n} | {result.gain:+.1%} | [{result.ci_low:+.1%}, {result.ci_high:+.1%}] "
+            f"| {result.wins}/{result.n} | {_p(result.p_ttest)} | {_p(result.p_wilcoxon)} | {'; '.join(per_batch)} "
+            f"| {_p(welch)} |"
+        )
+    return "\n".join(lines)
+
+
+def _p(value: float) -> str:
+    if not np.isfinite(value):  # one batch: nothing to test the batches against
+        return "—"
+    return "<0.001" if value < 0.001 else f"{value:.2g}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--pairs", nargs="+", required=True, help="a:b, a against b")
+    parser.add_argument("--metric", default="accuracy")
+    parser.add_argument("--direction", choices=("min", "max"), default="max")
+    args = parser.parse_args(argv)
+    pairs = []
+    for pair in args.pairs:
+        a, sep, b = pair.partition(":")
+        if not sep or not a or not b:
+            raise SystemExit(f"--pairs {pair!r}: expected METHOD:METHOD")
+        pairs.append((a, b))
+    print(report(pooled(args.folders, args.metric), pairs, args.metric, args.direction))
+
+
+if __name__ == "__main__":
+    main()
