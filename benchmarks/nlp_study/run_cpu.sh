@@ -14,7 +14,8 @@ STUDIES=("$@")
 # spam_lora.toml), so that published study stays as it was run.
 [ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_k64 pairs_full spam_k256
   spam_k64_controls spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric wordnet_k8 pairs_k128
-  wordnet_k8_controls wordnet_k8_confirm wordnet_k32 wordnet_k8_fine)
+  wordnet_k8_controls wordnet_k8_confirm wordnet_k32 wordnet_k8_fine
+  wordnet_k32_controls wordnet_k8_fine_tb_llrd wordnet_k32_llrd)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -27,7 +28,7 @@ restore_published() {  # a study's working folder, if missing, from its publishe
   fi
 }
 for name in "${STUDIES[@]}"; do
-  reuse=()  # an exploration, controls, strength, metric or finer-grid study reuses its parent's baseline and tb runs
+  reuse=()  # an exploration, controls, strength, metric, finer-grid or LLRD study reuses its parent's runs
   parent=""
   case $name in
     *_explore) parent=${name%_explore} ;;
@@ -35,6 +36,8 @@ for name in "${STUDIES[@]}"; do
     *_strength) parent=${name%_strength} ;;
     *_metric) parent=${name%_metric} ;;
     *_fine) parent=${name%_fine} ;;
+    *_tb_llrd) parent=${name%_tb_llrd} ;;
+    *_llrd) parent=${name%_llrd} ;;
   esac
   if [ -n "$parent" ]; then
     restore_published "$parent"  # on a fresh machine the parent's working folder is gone

@@ -172,6 +172,38 @@ def test_lora_balances_adapter_parameters_only():
             assert all("lora_" in names[id(p)] for p in group["params"]), group["name"]
 
 
+def test_tb_over_llrd_scales_each_depths_rate_by_its_blocks_factor():
+    from modelbalance.experiments.methods import LayerwiseDecayMethod, RunContext
+    from modelbalance.experiments.registry import METHODS, MODELS
+
+    torch.manual_seed(0)
+    model = MODELS.get("tiny_bert")({"num_classes": 2}, layers=3, hidden=48, intermediate=96)
+    context = RunContext(
+        seed=0, lr=1e-3, weight_decay=0.1, epochs=1, steps_per_epoch=2, total_steps=2, preset="emnlp_glue"
+    )
+    method = METHODS.get("tb_llrd")(decay=0.5)
+    depth = LayerwiseDecayMethod(decay=0.5).depths(model)
+    optimizer = torch.optim.AdamW(method.param_groups(model, context))
+    attachment = method.attach(model, optimizer, context)
+    seen = []  # the rates the optimizer steps with: registered after TB's hook, so after its scaling
+    optimizer.register_step_pre_hook(lambda opt, *_: seen.append([g["lr"] for g in opt.param_groups]))
+    names = {id(p): n for n, p in model.named_parameters()}
+    model(input_ids=torch.randint(0, 1000, (4, 12))).logits.sum().backward()
+    optimizer.step()
+    factors = attachment.balancer.group_factors()
+    assert len(attachment.balancer.factors) == 3  # one factor per BERT block
+    assert len(set(attachment.balancer.factors.values())) > 1
+    for group, lr in zip(optimizer.param_groups, seen[0], strict=True):
+        d = depth[names[id(group["params"][0])]]
+        assert lr == pytest.approx(1e-3 * 0.5**d * factors[group["name"]]), group["name"]
+        if d in (0, 4):  # head and embeddings: LLRD's rate, no factor
+            assert factors[group["name"]] == 1.0
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(
+        1e-3 * 0.5 ** depth[names[id(optimizer.param_groups[0]["params"][0])]]
+    )
+    attachment.remove()
+
+
 def _csv(tmp_path, n=80):
     import pandas as pd
 

@@ -11,6 +11,7 @@ is the same for all. Registered names (``--methods``):
 - ``tb_frozen``: factors measured once at initialisation and kept (the paper's "fix metric" control).
 - ``tb_shuffle``: placebo, the factors TB would use, permuted across units at each recompute (seeded).
 - ``llrd``: layer-wise learning-rate decay, ``lr * decay ** depth`` counted in blocks from the top.
+- ``tb_llrd``: TempBalance's factors on top of LLRD's per-depth rates (does the spectrum add to depth?).
 
 Options from the config's ``method_options`` table are TempBalanceConfig fields (``mapping``, ``unit``, ``metric``,
 ``interval``, ...), the mapping's own (``s_min``, ``s_max``, ``temperature``, ``s1``, ``s2``) or ``strength`` (the
@@ -363,3 +364,31 @@ class LayerwiseDecayMethod(Method):
 @METHODS.register("llrd", help="layer-wise learning-rate decay (decay ** depth from the top, per block)")
 def build_llrd(**options) -> LayerwiseDecayMethod:
     return LayerwiseDecayMethod(**options)
+
+
+class TempBalanceOverDecayMethod(TempBalanceMethod):
+    """TempBalance attached to LLRD's param groups: a block trains at ``lr * decay ** depth * factor``.
+
+    Separates the spectral signal from depth: where TB's factors merely rise towards the top block, LLRD already
+    does that, and only what the spectra add beyond depth can make this beat ``llrd``. ``decay`` (and ``blocks``,
+    given to both) are LLRD's options, everything else TempBalance's.
+
+    Examples
+    --------
+    >>> method = TempBalanceOverDecayMethod(decay=0.7)
+    >>> method.decay.decay, method.config.unit
+    (0.7, 'block')
+    """
+
+    def __init__(self, *, decay: float = 0.8, **options):
+        self.decay = LayerwiseDecayMethod(decay=decay, blocks=options.get("blocks"))
+        super().__init__(**options)
+
+    def param_groups(self, model: torch.nn.Module, context: RunContext) -> list[dict]:
+        # one group per depth (and decay setting); every block is one depth, so no group mixes two TB units
+        return self.decay.param_groups(model, context)
+
+
+@METHODS.register("tb_llrd", help="TempBalance's factors on top of layer-wise lr decay (LLRD's groups)")
+def build_tb_llrd(**options) -> TempBalanceOverDecayMethod:
+    return TempBalanceOverDecayMethod(**options)
