@@ -101,3 +101,15 @@ def test_tb_on_fno_balances_one_factor_per_block(tmp_path):
     assert sorted(record["tb_factors"]) == ["fno_blocks.0", "fno_blocks.1"]
     # the spectral weights give the blocks a fitted alpha, so the factors move off 1
     assert any(abs(f - 1.0) > 1e-3 for f in record["tb_factors"].values())
+
+
+@pytest.mark.parametrize("spectral_conv", [False, True])
+def test_tb_over_llrd_splits_an_fno_depth_by_balanced_unit(tmp_path, spectral_conv):
+    # an FNO block's depth holds balanced skip weights and (without spectral_conv) unbalanced spectral weights:
+    # LLRD's one group per depth is split so that no group mixes units, and the run trains
+    config = _fno_config(tmp_path, methods=("tb_llrd",), spectral_conv=spectral_conv)
+    prepared = prepare(config)
+    record = execute_run(prepared, RunSpec(1.0, 0, "tb_llrd", (("lr", 1e-3),)))
+    assert record["status"] == "ok", record["error"]
+    assert sorted(record["tb_factors"]) == ["fno_blocks.0", "fno_blocks.1"]
+    assert any(abs(f - 1.0) > 1e-3 for f in record["tb_factors"].values()) == spectral_conv

@@ -385,8 +385,19 @@ class TempBalanceOverDecayMethod(TempBalanceMethod):
         super().__init__(**options)
 
     def param_groups(self, model: torch.nn.Module, context: RunContext) -> list[dict]:
-        # one group per depth (and decay setting); every block is one depth, so no group mixes two TB units
-        return self.decay.param_groups(model, context)
+        """LLRD's groups (one per depth and decay setting), each split by TempBalance unit where it holds more
+        than one (an FNO block's depth holds balanced skip weights and unbalanced spectral weights): one group
+        takes one factor."""
+        unit_of = {id(p): g.get("unit") for g in super().param_groups(model, context) for p in g["params"]}
+        groups = []
+        for group in self.decay.param_groups(model, context):
+            by_unit: dict[Any, list] = {}
+            for param in group["params"]:
+                by_unit.setdefault(unit_of.get(id(param)), []).append(param)
+            for unit, params in by_unit.items():
+                name = group["name"] if len(by_unit) == 1 else f"{group['name']}/{unit or 'unbalanced'}"
+                groups.append({**group, "params": params, "name": name})
+        return groups
 
 
 @METHODS.register("tb_llrd", help="TempBalance's factors on top of layer-wise lr decay (LLRD's groups)")
