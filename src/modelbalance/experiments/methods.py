@@ -376,26 +376,29 @@ class TempBalanceOverDecayMethod(TempBalanceMethod):
     Examples
     --------
     >>> method = TempBalanceOverDecayMethod(decay=0.7)
-    >>> method.decay.decay, method.config.unit
+    >>> method.llrd.decay, method.config.unit
     (0.7, 'block')
     """
 
     def __init__(self, *, decay: float = 0.8, **options):
-        self.decay = LayerwiseDecayMethod(decay=decay, blocks=options.get("blocks"))
+        self.llrd = LayerwiseDecayMethod(decay=decay, blocks=options.get("blocks"))
         super().__init__(**options)
 
     def param_groups(self, model: torch.nn.Module, context: RunContext) -> list[dict]:
         """LLRD's groups (one per depth and decay setting), each split by TempBalance unit where it holds more
         than one (an FNO block's depth holds balanced skip weights and unbalanced spectral weights): one group
-        takes one factor."""
-        unit_of = {id(p): g.get("unit") for g in super().param_groups(model, context) for p in g["params"]}
+        takes one factor. The units are the balancer's own plan, so the split matches what it checks."""
+        from modelbalance.balance.param_groups import UNBALANCED, plan_from_config
+
+        unit_of = plan_from_config(model, self.run_config(context)).param_units
+        names = {id(p): n for n, p in model.named_parameters()}
         groups = []
-        for group in self.decay.param_groups(model, context):
-            by_unit: dict[Any, list] = {}
+        for group in self.llrd.param_groups(model, context):
+            by_unit: dict[str | None, list] = {}
             for param in group["params"]:
-                by_unit.setdefault(unit_of.get(id(param)), []).append(param)
+                by_unit.setdefault(unit_of.get(names[id(param)]), []).append(param)
             for unit, params in by_unit.items():
-                name = group["name"] if len(by_unit) == 1 else f"{group['name']}/{unit or 'unbalanced'}"
+                name = group["name"] if len(by_unit) == 1 else f"{group['name']}/{unit or UNBALANCED}"
                 groups.append({**group, "params": params, "name": name})
         return groups
 
