@@ -20,8 +20,12 @@ from scipy import stats as scipy_stats
 from modelbalance.experiments.stats import paired_comparison
 
 
-def pooled(folders: list[Path], metric: str) -> pd.DataFrame:
-    """seed x method table of ``metric`` over the folders' reported runs, with the folder of each seed."""
+def pooled(folders: list[Path], metric: str, methods: set[str] | None = None) -> pd.DataFrame:
+    """seed x method table of ``metric`` over the folders' reported runs, with the folder of each seed.
+
+    ``methods``: only these are read and must match across folders (a confirmation may add a method that its parent
+    ran in another folder); every method when None.
+    """
     tables, cells = [], {}
     for folder in folders:
         path = folder / "results.csv"
@@ -29,6 +33,8 @@ def pooled(folders: list[Path], metric: str) -> pd.DataFrame:
             raise SystemExit(f"{path} not found: is {folder} a finished study folder?")
         runs = pd.read_csv(path)
         runs = runs[runs["selected"] & (runs["status"] == "ok")]
+        if methods is not None:
+            runs = runs[runs["method"].isin(methods)]
         for column in ("task", "model", "n_train"):
             if runs[column].nunique() != 1:
                 raise SystemExit(f"{folder} reports more than one {column}: pool one cell at a time")
@@ -102,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         if not sep or not a or not b:
             raise SystemExit(f"--pairs {pair!r}: expected METHOD:METHOD")
         pairs.append((a, b))
-    print(report(pooled(args.folders, args.metric), pairs, args.metric, args.direction))
+    methods = {method for pair in pairs for method in pair}
+    print(report(pooled(args.folders, args.metric, methods), pairs, args.metric, args.direction))
 
 
 if __name__ == "__main__":

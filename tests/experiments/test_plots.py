@@ -144,6 +144,15 @@ def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_pat
     assert len(batches) == 2 and batches[0].endswith("(6)") and batches[1].endswith("(4)")
 
     assert "appear in two folders" in pool(first, first).stderr
+    # a confirmation that also ran a method its parent ran elsewhere pools on the pairs' methods only
+    extra = tmp_path / "confirm_with_placebo"
+    extra.mkdir()
+    later = frame[frame["seed"] >= 6]
+    placebo = later[later["method"] == "tb"].assign(method="tb_shuffle", point="lr=0.001")
+    pd.concat([later, placebo]).to_csv(extra / "results.csv", index=False)
+    widened = pool(first, extra)
+    assert widened.returncode == 0, widened.stderr
+    assert next(line for line in widened.stdout.splitlines() if line.startswith("| tb vs baseline")) == row
     other = tmp_path / "other_rate"
     other.mkdir()
     frame[frame["seed"] >= 6].assign(point="lr=0.001").to_csv(other / "results.csv", index=False)

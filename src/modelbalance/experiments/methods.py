@@ -102,8 +102,8 @@ class Method:
     --------
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
     >>> context = RunContext(seed=0, lr=1e-3, weight_decay=0.01, epochs=1, steps_per_epoch=1, total_steps=1)
-    >>> sorted(g["weight_decay"] for g in Method().param_groups(model, context))
-    [0.0, 0.01]
+    >>> [(g["name"], g["weight_decay"]) for g in Method().param_groups(model, context)]
+    [('0', 0.01), ('0/no_decay', 0.0), ('1', 0.01), ('1/no_decay', 0.0)]
     """
 
     def param_groups(self, model: torch.nn.Module, context: RunContext) -> list[dict]:

@@ -17,7 +17,7 @@ Example
 >>> from modelbalance.spectral.reference import null_alpha
 >>> from modelbalance.spectral.powerlaw import FitConfig
 >>> round(null_alpha((64, 64), 1, False, FitConfig()).mean, 1)
-2.1
+2.2
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ class TextExamples:
     Examples
     --------
     >>> ex = TextExamples(text=["a", "b", "c"], text_pair=None, label=[0, 1, 1], label_names=["x", "y"])
-    >>> ex.subset([1, 2]).label
-    [1, 1]
+    >>> ex.subset([0, 2]).label
+    [0, 1]
 
     Attributes
     ----------
