@@ -15,7 +15,8 @@ STUDIES=("$@")
 [ ${#STUDIES[@]} -gt 0 ] || STUDIES=(spam_k4 spam_k16 spam_k4_explore wordnet_full spam_k64 pairs_full spam_k256
   spam_k64_controls spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric wordnet_k8 pairs_k128
   wordnet_k8_controls wordnet_k8_confirm wordnet_k32 wordnet_k8_fine
-  wordnet_k32_controls wordnet_k8_fine_tb_llrd wordnet_k32_llrd wordnet_full_llrd wordnet_k32_confirm)
+  wordnet_k32_controls wordnet_k8_fine_tb_llrd wordnet_k32_llrd wordnet_full_llrd wordnet_k32_confirm
+  wordnet_k32_llrd_rate)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -29,20 +30,21 @@ restore_published() {  # a study's working folder, if missing, from its publishe
 }
 for name in "${STUDIES[@]}"; do
   reuse=()  # an exploration, controls, strength, metric, finer-grid or LLRD study reuses its parent's runs
-  parent=""
+  parents=()
   case $name in
-    *_explore) parent=${name%_explore} ;;
-    *_controls) parent=${name%_controls} ;;
-    *_strength) parent=${name%_strength} ;;
-    *_metric) parent=${name%_metric} ;;
-    *_fine) parent=${name%_fine} ;;
-    *_tb_llrd) parent=${name%_tb_llrd} ;;
-    *_llrd) parent=${name%_llrd} ;;
+    *_explore) parents=("${name%_explore}") ;;
+    *_controls) parents=("${name%_controls}") ;;
+    *_strength) parents=("${name%_strength}") ;;
+    *_metric) parents=("${name%_metric}") ;;
+    *_fine) parents=("${name%_fine}") ;;
+    *_tb_llrd) parents=("${name%_tb_llrd}") ;;
+    *_llrd) parents=("${name%_llrd}") ;;
+    wordnet_k32_llrd_rate) parents=(wordnet_k32_llrd wordnet_k32_confirm) ;;  # seeds 0-4 and 5-9 at 1e-4
   esac
-  if [ -n "$parent" ]; then
+  for parent in "${parents[@]}"; do
     restore_published "$parent"  # on a fresh machine the parent's working folder is gone
-    reuse=(--reuse "$W/$parent")
-  fi
+    reuse+=(--reuse "$W/$parent")
+  done
   if [ "${FROM_PUBLISHED:-0}" = 1 ]; then restore_published "$name"; fi  # --resume accepts added seeds
   modelbalance experiment --config "$S/$name.toml" --out "$W/$name" --resume --no-progress \
     --threads "$THREADS" --workers "$WORKERS" "${reuse[@]}" > "$W/$name.log" 2>&1 || echo "study $name exited $?"
