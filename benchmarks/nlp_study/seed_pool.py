@@ -5,7 +5,8 @@ whether the batches disagree (Welch's t on the per-seed differences of each batc
     python benchmarks/nlp_study/seed_pool.py docs/results/nlp_wordnet_k8_controls \\
         docs/results/nlp_wordnet_k8_confirm --pairs tb:baseline tb_shuffle:baseline tb:tb_shuffle
 
-Each pair ``a:b`` reads "a against b" (gain > 0: a is better). Markdown goes to stdout.
+Each pair ``a:b`` reads "a against b" (gain > 0: a is better); Holm adjusts the t-test p-values over the pairs
+listed, so list the pairs that were declared, not every pair that could be. Markdown goes to stdout.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from modelbalance.experiments.stats import paired_comparison
+from modelbalance.experiments.stats import holm, paired_comparison
 
 
 def pooled(folders: list[Path], metric: str, methods: set[str] | None = None) -> pd.DataFrame:
@@ -59,10 +60,11 @@ def report(frame: pd.DataFrame, pairs: list[tuple[str, str]], metric: str, direc
     lines = [
         f"Pooled seeds: {len(frame)} ({', '.join(f'{b}: {sorted(frame.index[frame.batch == b])}' for b in batches)})",
         "",
-        f"| {metric}: a vs b | seeds | gain | 95% CI | wins | t-test p | Wilcoxon p | per batch "
+        f"| {metric}: a vs b | seeds | gain | 95% CI | wins | t-test p | Holm p (t) | Wilcoxon p | per batch "
         "| batches differ (Welch p) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    rows = []
     sign = 1.0 if direction == "max" else -1.0
     for a, b in pairs:
         missing = [m for m in (a, b) if m not in frame]
@@ -81,10 +83,14 @@ def report(frame: pd.DataFrame, pairs: list[tuple[str, str]], metric: str, direc
         welch = (
             scipy_stats.ttest_ind(*differences[:2], equal_var=False).pvalue if len(batches) == 2 else np.nan
         )
+        rows.append((a, b, result, per_batch, welch))
+    # over the pairs asked for, as one family
+    adjusted = holm([result.p_ttest for _, _, result, _, _ in rows])
+    for (a, b, result, per_batch, welch), p_holm in zip(rows, adjusted):
         lines.append(
             f"| {a} vs {b} | {result.n} | {result.gain:+.1%} | [{result.ci_low:+.1%}, {result.ci_high:+.1%}] "
-            f"| {result.wins}/{result.n} | {_p(result.p_ttest)} | {_p(result.p_wilcoxon)} | {'; '.join(per_batch)} "
-            f"| {_p(welch)} |"
+            f"| {result.wins}/{result.n} | {_p(result.p_ttest)} | {_p(p_holm)} | {_p(result.p_wilcoxon)} "
+            f"| {'; '.join(per_batch)} | {_p(welch)} |"
         )
     return "\n".join(lines)
 

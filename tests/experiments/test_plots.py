@@ -140,8 +140,20 @@ def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_pat
     b = frame.pivot_table(index="seed", columns="method", values="accuracy")
     assert cells[1] == "10"
     assert cells[2] == f"{b['tb'].mean() / b['baseline'].mean() - 1:+.1%}"
-    batches = cells[7].split("; ")  # each batch's own gain, with its number of seeds
+    assert cells[6] == cells[5]  # Holm over a family of one pair leaves its p-value as it is
+    batches = cells[8].split("; ")  # each batch's own gain, with its number of seeds
     assert len(batches) == 2 and batches[0].endswith("(6)") and batches[1].endswith("(4)")
+    two = subprocess.run(
+        [sys.executable, str(script), str(first), str(second), "--pairs", "tb:baseline", "baseline:tb"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    table = [
+        line.strip("|").split("|")
+        for line in two.stdout.splitlines()
+        if line.startswith(("| tb ", "| baseline "))
+    ]
+    p_t = float(cells[5])  # printed to two significant digits, hence the tolerance
+    assert [float(row[6]) for row in table] == pytest.approx([min(1.0, 2 * p_t)] * 2, rel=0.1)
 
     assert "appear in two folders" in pool(first, first).stderr
     # a confirmation that also ran a method its parent ran elsewhere pools on the pairs' methods only
