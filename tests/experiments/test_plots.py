@@ -129,8 +129,8 @@ def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_pat
         frame[frame["seed"].isin(seeds)].to_csv(folder / "results.csv", index=False)
     script = ROOT / "benchmarks" / "nlp_study" / "seed_pool.py"
 
-    def pool(*folders):
-        command = [sys.executable, str(script), *map(str, folders), "--pairs", "tb:baseline"]
+    def pool(*folders, pairs=("tb:baseline",)):
+        command = [sys.executable, str(script), *map(str, folders), "--pairs", *pairs]
         return subprocess.run(command, capture_output=True, text=True)
 
     done = pool(first, second)
@@ -143,10 +143,7 @@ def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_pat
     assert cells[6] == cells[5]  # Holm over a family of one pair leaves its p-value as it is
     batches = cells[8].split("; ")  # each batch's own gain, with its number of seeds
     assert len(batches) == 2 and batches[0].endswith("(6)") and batches[1].endswith("(4)")
-    two = subprocess.run(
-        [sys.executable, str(script), str(first), str(second), "--pairs", "tb:baseline", "baseline:tb"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    two = pool(first, second, pairs=("tb:baseline", "baseline:tb"))
     table = [
         line.strip("|").split("|")
         for line in two.stdout.splitlines()
