@@ -16,7 +16,7 @@ STUDIES=("$@")
   spam_k64_controls spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric wordnet_k8 pairs_k128
   wordnet_k8_controls wordnet_k8_confirm wordnet_k32 wordnet_k8_fine
   wordnet_k32_controls wordnet_k8_fine_tb_llrd wordnet_k32_llrd wordnet_full_llrd wordnet_k32_confirm
-  wordnet_k32_llrd_rate wordnet_k32_repick)
+  wordnet_k32_llrd_rate wordnet_k32_repick wordnet_k8_llrd_confirm)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -41,6 +41,7 @@ for name in "${STUDIES[@]}"; do
     *_llrd) parents=("${name%_llrd}") ;;
     wordnet_k32_llrd_rate) parents=(wordnet_k32_llrd wordnet_k32_confirm) ;;  # seeds 0-4 and 5-9 at 1e-4
     wordnet_k32_repick) parents=(wordnet_k32_llrd wordnet_k32_confirm wordnet_k32_llrd_rate) ;;
+    wordnet_k8_llrd_confirm) parents=(wordnet_k8_confirm) ;;  # baseline and tb at 3e-4 on seeds 10-19
   esac
   for parent in "${parents[@]}"; do
     restore_published "$parent"  # on a fresh machine the parent's working folder is gone
