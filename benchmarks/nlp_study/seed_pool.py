@@ -21,38 +21,55 @@ from scipy import stats as scipy_stats
 from modelbalance.experiments.stats import holm, paired_comparison
 
 
-def pooled(folders: list[Path], metric: str, methods: set[str] | None = None) -> pd.DataFrame:
-    """seed x method table of ``metric`` over the folders' reported runs, with the folder of each seed.
+def pooled_runs(folders: list[Path], methods: set[str] | None = None) -> pd.DataFrame:
+    """The reported runs of ``folders`` as one table, with a ``batch`` column naming each run's folder.
 
-    ``methods``: only these are read and must match across folders (a confirmation may add a method that its parent
-    ran in another folder); every method when None.
+    The folders must have run one cell (task, model, size), each method at one configuration, on disjoint seeds.
+    ``methods``: only these are read (a confirmation may add a method that its parent ran in another folder); the
+    methods every folder reports when None.
     """
-    tables, cells = [], {}
+    batches = {}
     for folder in folders:
         path = folder / "results.csv"
         if not path.is_file():
             raise SystemExit(f"{path} not found: is {folder} a finished study folder?")
         runs = pd.read_csv(path)
-        runs = runs[runs["selected"] & (runs["status"] == "ok")]
-        if methods is not None:
-            runs = runs[runs["method"].isin(methods)]
+        batches[folder.name] = runs[runs["selected"].astype(bool) & (runs["status"] == "ok")]
+    if len(batches) < len(folders):
+        raise SystemExit("two folders have the same name: pool each study once")
+    if methods is None:
+        methods = set.intersection(*(set(runs["method"]) for runs in batches.values()))
+    cells = {}
+    for name, runs in batches.items():
+        runs = runs[runs["method"].isin(methods)]
         for column in ("task", "model", "n_train"):
             if runs[column].nunique() != 1:
-                raise SystemExit(f"{folder} reports more than one {column}: pool one cell at a time")
+                raise SystemExit(f"{name} reports more than one {column}: pool one cell at a time")
         # the cell and each method's configuration: pooling is only sound where every folder ran the same ones
         rates = runs.groupby("method")["point"].agg(lambda points: "/".join(sorted(set(points))))
         task, model, n_train = runs[["task", "model", "n_train"]].iloc[0]
-        cells[folder.name] = (task, model, f"{int(n_train)} examples", *sorted(rates.items()))
-        table = runs.pivot_table(index="seed", columns="method", values=metric)
-        tables.append(table.assign(batch=folder.name))
+        cells[name] = (task, model, f"{int(n_train)} examples", *sorted(rates.items()))
+        batches[name] = runs.assign(batch=name)
     if len(set(cells.values())) > 1:
         listed = "; ".join(f"{name}: {cell}" for name, cell in cells.items())
         raise SystemExit(f"the folders ran different cells or configurations: {listed}")
-    frame = pd.concat(tables)
-    if frame.index.duplicated().any():
-        repeated = sorted(set(frame.index[frame.index.duplicated()]))
-        raise SystemExit(f"seeds {repeated} appear in two folders: pool disjoint seed sets only")
+    frame = pd.concat(batches.values(), ignore_index=True)
+    shared = frame.groupby("seed")["batch"].nunique()
+    if (shared > 1).any():
+        raise SystemExit(
+            f"seeds {sorted(shared.index[shared > 1])} appear in two folders: pool disjoint seed sets only"
+        )
     return frame
+
+
+def pooled(folders: list[Path], metric: str, methods: set[str] | None = None) -> pd.DataFrame:
+    """seed x method table of ``metric`` over the folders' reported runs (:func:`pooled_runs`), with each seed's
+    folder in the column ``batch``."""
+    runs = pooled_runs(folders, methods)
+    table = runs.pivot_table(index="seed", columns="method", values=metric)
+    table = table.assign(batch=runs.groupby("seed")["batch"].first())
+    order = {name: i for i, name in enumerate(dict.fromkeys(runs["batch"]))}  # the folders' order, as given
+    return table.sort_values("batch", key=lambda batch: batch.map(order), kind="stable")
 
 
 def report(frame: pd.DataFrame, pairs: list[tuple[str, str]], metric: str, direction: str) -> str:

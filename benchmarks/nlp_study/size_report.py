@@ -6,6 +6,8 @@ means, the paired comparisons with Holm over every (size, method) row, and the t
 
 Reads each folder's ``results.csv`` (the runs the study reported are its ``selected`` rows: the configuration picked
 on validation, the reported seeds), so the comparisons are the studies' own, pooled for one Holm correction.
+``--pool A B`` (repeatable) reports one size from a study and its confirmations on other seeds: the methods every
+folder reports, each at the same configuration in all of them, on disjoint seeds (as ``seed_pool.py`` pools).
 """
 
 from __future__ import annotations
@@ -15,68 +17,95 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from seed_pool import pooled_runs  # this folder's script; Python puts a script's folder on sys.path
 
 from modelbalance.experiments.plots import plot_error_vs_fraction, plot_relative_gain
 from modelbalance.experiments.report import comparison_frame, comparison_table, mean_std_table, subset_labels
 
 
-def combined(folders: list[Path]) -> pd.DataFrame:
+def combined(studies: list[list[Path]]) -> pd.DataFrame:
+    """Every study's runs with a ``study`` column; a study of several folders is their seeds pooled."""
     frames = []
-    for folder in folders:
-        path = folder / "results.csv"
-        if not path.is_file():
-            raise SystemExit(f"{path} not found: is {folder} a finished study folder?")
-        frames.append(pd.read_csv(path).assign(study=folder.name))
+    for folders in studies:
+        if len(folders) > 1:
+            runs = pooled_runs(folders).drop(columns="batch")
+        else:
+            path = folders[0] / "results.csv"
+            if not path.is_file():
+                raise SystemExit(f"{path} not found: is {folders[0]} a finished study folder?")
+            runs = pd.read_csv(path)
+        frames.append(runs.assign(study=study_name(folders)))
     frame = pd.concat(frames, ignore_index=True)
     for column in ("task", "model"):
         if frame[column].nunique() != 1:
             raise SystemExit(f"the studies mix {column}s ({', '.join(map(str, frame[column].unique()))})")
-    if frame[frame["selected"]].groupby("fraction")["study"].nunique().max() > 1:
-        raise SystemExit("two studies report the same training size: give each size once")
+    if frame[frame["selected"].astype(bool)].groupby("fraction")["study"].nunique().max() > 1:
+        raise SystemExit(
+            "two studies report the same training size: give each size once (--pool to pool seeds)"
+        )
     return frame
 
 
-def tuning_notes(folders: list[Path], frame: pd.DataFrame, labels: dict) -> list[str]:
-    """One line per study: its size and how its configurations were chosen (tuned grid or one fixed point)."""
+def study_name(folders: list[Path]) -> str:
+    return " + ".join(folder.name for folder in folders)
+
+
+def tuning_notes(studies: list[list[Path]], frame: pd.DataFrame, labels: dict) -> list[str]:
+    """Per study: its size and how each folder's configurations were chosen (tuned grid or one fixed point)."""
+    lines = []
+    for folders in studies:
+        at = frame[frame["study"] == study_name(folders)]
+        sizes = sorted(at["fraction"].unique())
+        shown = ", ".join(labels.get(f, f"{f:g}") for f in sizes)
+        lines += [f"- `{folder.name}` ({shown}): {_how_tuned(folder)}" for folder in folders]
+        if len(folders) > 1:
+            seeds = at.groupby("method")["seed"].nunique()
+            lines.append(
+                f"  - pooled at {shown}: {', '.join(f'{m} {n} seeds' for m, n in seeds.items())} (the methods every"
+                " folder reports, at the same configuration in each)"
+            )
+    return lines
+
+
+def _how_tuned(folder: Path) -> str:
     from modelbalance.experiments.config import ExperimentConfig
     from modelbalance.experiments.plan import point_label
 
-    lines = []
-    for folder in folders:
-        sizes = sorted(frame.loc[frame["study"] == folder.name, "fraction"].unique())
-        shown = ", ".join(labels.get(f, f"{f:g}") for f in sizes)
-        if not (folder / "config.json").is_file():
-            lines.append(
-                f"- `{folder.name}` ({shown}): no config.json, so how it was tuned is not known here"
-            )
-            continue
-        try:
-            config = ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text()))
-        except (ValueError, TypeError) as err:  # an older or foreign config.json
-            lines.append(f"- `{folder.name}` ({shown}): its config.json could not be read ({err})")
-            continue
-        budgets = {m: len(config.grid_points(m)) for m in config.methods}
-        if max(budgets.values()) > 1:
-            how = (
-                "tuned on validation, "
-                + ", ".join(f"{m} {n}" for m, n in budgets.items())
-                + " configurations"
-            )
-        else:
-            points = {point_label(config.grid_points(m)[0]) for m in config.methods}
-            how = f"one fixed configuration ({'; '.join(sorted(points))}), not tuned"
-        lines.append(f"- `{folder.name}` ({shown}): {how}, seeds {list(config.seeds)}")
-    return lines
+    if not (folder / "config.json").is_file():
+        return "no config.json, so how it was tuned is not known here"
+    try:
+        config = ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    except (ValueError, TypeError) as err:  # an older or foreign config.json
+        return f"its config.json could not be read ({err})"
+    budgets = {m: len(config.grid_points(m)) for m in config.methods}
+    if max(budgets.values()) > 1:
+        how = "tuned on validation, " + ", ".join(f"{m} {n}" for m, n in budgets.items()) + " configurations"
+    else:
+        points = {point_label(config.grid_points(m)[0]) for m in config.methods}
+        how = f"one fixed configuration ({'; '.join(sorted(points))}), not tuned"
+    return f"{how}, seeds {list(config.seeds)}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("folders", nargs="*", type=Path, help="one study per size")
+    parser.add_argument(
+        "--pool",
+        nargs="+",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="folders that ran one size on disjoint seeds, reported as one study (repeatable)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metric", default="accuracy")
     parser.add_argument("--direction", default="max", choices=["max", "min"])
     args = parser.parse_args()
-    frame = combined(args.folders)
+    studies = [[folder] for folder in args.folders] + args.pool
+    if not studies:
+        parser.error("give study folders, --pool groups, or both")
+    frame = combined(studies)
     frame["selected"] = frame["selected"].astype(bool)
     methods = list(dict.fromkeys(frame["method"]))
     labels = subset_labels(frame[frame["selected"]])
@@ -94,7 +123,7 @@ def main() -> None:
         "",
         "Studies (each folder's grid.csv shows its tuning):",
         "",
-        *tuning_notes(args.folders, frame, labels),
+        *tuning_notes(studies, frame, labels),
         "",
         "mean ± std (seeds):",
         "",

@@ -119,6 +119,39 @@ def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
     assert "mix tasks" in mixed.stderr
 
 
+def test_size_report_pools_a_study_with_its_confirmation(tmp_path):
+    """--pool reports one size from folders on disjoint seeds: every seed of the methods that all of them ran."""
+    frame = kshot_frame([4, 16], seeds=8)
+    script = ROOT / "benchmarks" / "nlp_study" / "size_report.py"
+    small, first, confirm = (tmp_path / name for name in ("k4", "k16", "k16_confirm"))
+    for folder in (small, first, confirm):
+        folder.mkdir()
+    frame[frame["shots"] == 4].to_csv(small / "results.csv", index=False)
+    at16 = frame[frame["shots"] == 16]
+    at16[at16["seed"] < 5].to_csv(first / "results.csv", index=False)
+    later = at16[at16["seed"] >= 5]
+    placebo = later[later["method"] == "tb"].assign(method="tb_shuffle")  # only the confirmation ran it
+    pd.concat([later, placebo]).to_csv(confirm / "results.csv", index=False)
+
+    def report(*arguments):
+        command = [sys.executable, str(script), *map(str, arguments), "--out", str(tmp_path / "sizes")]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    done = report(small, "--pool", first, confirm)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "sizes" / "comparisons.csv")
+    assert list(table["method"]) == ["tb", "tb"] and list(table["n"]) == [8, 8]
+    both = at16.pivot_table(index="seed", columns="method", values="accuracy")
+    assert table["gain"].iloc[1] == pytest.approx(both["tb"].mean() / both["baseline"].mean() - 1)
+    summary = (tmp_path / "sizes" / "summary.md").read_text()
+    assert "pooled at 16/class: baseline 8 seeds, tb 8 seeds" in summary
+    assert "tb_shuffle" not in summary
+    refused = report(small, first, confirm)  # the same size twice without --pool
+    assert refused.returncode != 0 and "give each size once" in refused.stderr
+    overlapping = report("--pool", first, first)
+    assert overlapping.returncode != 0 and "same name" in overlapping.stderr
+
+
 def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_path):
     """Two batches of seeds of the same cell pool into one paired comparison; overlapping seeds, another size or
     another rate are refused before any numbers are printed."""
@@ -152,7 +185,11 @@ def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_pat
     p_t = float(cells[5])  # printed to two significant digits, hence the tolerance
     assert [float(row[6]) for row in table] == pytest.approx([min(1.0, 2 * p_t)] * 2, rel=0.1)
 
-    assert "appear in two folders" in pool(first, first).stderr
+    again = tmp_path / "first_again"  # the same seeds under another name
+    again.mkdir()
+    frame[frame["seed"].isin(range(4, 8))].to_csv(again / "results.csv", index=False)
+    assert "seeds [4, 5] appear in two folders" in pool(first, again).stderr
+    assert "same name" in pool(first, first).stderr
     # a confirmation that also ran a method its parent ran elsewhere pools on the pairs' methods only
     extra = tmp_path / "confirm_with_placebo"
     extra.mkdir()
