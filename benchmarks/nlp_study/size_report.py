@@ -53,7 +53,8 @@ def study_name(folders: list[Path]) -> str:
 def tuning_notes(studies: list[list[Path]], frame: pd.DataFrame, labels: dict) -> list[str]:
     """Per study: its size and how each folder's configurations were chosen (tuned grid or one fixed point)."""
     lines = []
-    for folders in studies:
+    smallest = frame.groupby("study")["fraction"].min()
+    for folders in sorted(studies, key=lambda folders: smallest[study_name(folders)]):
         at = frame[frame["study"] == study_name(folders)]
         sizes = sorted(at["fraction"].unique())
         shown = ", ".join(labels.get(f, f"{f:g}") for f in sizes)
