@@ -345,10 +345,12 @@ def test_an_interrupted_text_sweep_resumes_to_the_same_numbers(tmp_path, capsys)
              "--no-progress", "--no-plots", "--set", "analyze_layers=false", "--threads", "1"]  # fmt: skip
     interrupted = tmp_path / "interrupted"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # The process sends itself SIGINT (what Ctrl-C sends) as soon as its first run is saved: a tiny sweep can finish
-    # between two polls of a watching parent on a busy machine, so a signal sent from outside may come too late.
+    # The process sends itself SIGINT (what Ctrl-C sends) as soon as its first run is saved, so exactly one run is
+    # kept. It first restores Python's Ctrl-C handler: a background job of a non-interactive shell (how CI scripts
+    # often start) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
     driver = (
         "import os, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from modelbalance.experiments.store import ResultsFolder\n"
         "save = ResultsFolder.save_run\n"
         "def save_then_interrupt(folder, record):\n"
