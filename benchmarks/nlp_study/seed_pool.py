@@ -18,7 +18,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from modelbalance.experiments.report import reported
 from modelbalance.experiments.stats import holm, paired_comparison
+
+
+def read_results(folder: Path) -> pd.DataFrame:
+    """A finished study folder's ``results.csv``: every run, reported or not."""
+    path = folder / "results.csv"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: is {folder} a finished study folder?")
+    return pd.read_csv(path)
 
 
 def pooled_runs(folders: list[Path], methods: set[str] | None = None) -> pd.DataFrame:
@@ -28,13 +37,7 @@ def pooled_runs(folders: list[Path], methods: set[str] | None = None) -> pd.Data
     ``methods``: only these are read (a confirmation may add a method that its parent ran in another folder); the
     methods every folder reports when None.
     """
-    batches = {}
-    for folder in folders:
-        path = folder / "results.csv"
-        if not path.is_file():
-            raise SystemExit(f"{path} not found: is {folder} a finished study folder?")
-        runs = pd.read_csv(path)
-        batches[folder.name] = runs[runs["selected"].astype(bool) & (runs["status"] == "ok")]
+    batches = {folder.name: reported(read_results(folder)) for folder in folders}
     if len(batches) < len(folders):
         raise SystemExit("two folders have the same name: pool each study once")
     if methods is None:

@@ -17,7 +17,9 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from seed_pool import pooled_runs  # this folder's script; Python puts a script's folder on sys.path
+
+# this folder's script (Python puts a script's folder on sys.path)
+from seed_pool import pooled_runs, read_results
 
 from modelbalance.experiments.plots import plot_error_vs_fraction, plot_relative_gain
 from modelbalance.experiments.report import comparison_frame, comparison_table, mean_std_table, subset_labels
@@ -27,13 +29,7 @@ def combined(studies: list[list[Path]]) -> pd.DataFrame:
     """Every study's runs with a ``study`` column; a study of several folders is their seeds pooled."""
     frames = []
     for folders in studies:
-        if len(folders) > 1:
-            runs = pooled_runs(folders).drop(columns="batch")
-        else:
-            path = folders[0] / "results.csv"
-            if not path.is_file():
-                raise SystemExit(f"{path} not found: is {folders[0]} a finished study folder?")
-            runs = pd.read_csv(path)
+        runs = pooled_runs(folders).drop(columns="batch") if len(folders) > 1 else read_results(folders[0])
         frames.append(runs.assign(study=study_name(folders)))
     frame = pd.concat(frames, ignore_index=True)
     for column in ("task", "model"):
