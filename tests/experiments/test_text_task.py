@@ -1,6 +1,7 @@
 """The text task's machinery: splits without group leakage, tokenisation cache, dynamic padding, metrics, and
 an end-to-end sweep of a tiny BERT on an in-memory corpus (full fine-tuning and LoRA)."""
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,6 +171,41 @@ def test_lora_balances_adapter_parameters_only():
     for group in groups:
         if group["unit"] not in (None, "unbalanced") and ".layer." in str(group["unit"]):
             assert all("lora_" in names[id(p)] for p in group["params"]), group["name"]
+
+
+def test_lora_wrapping_is_quiet_about_peft_internals():
+    from modelbalance.experiments.models.lora import apply_lora
+    from modelbalance.experiments.registry import MODELS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "error", FutureWarning
+        )  # peft's use of a deprecated transformers name would raise
+        apply_lora(MODELS.get("tiny_bert")({"num_classes": 2}), {"r": 2})
+
+
+def test_llrd_on_lora_decays_the_adapters_rates_by_depth_and_leaves_the_base_frozen():
+    from modelbalance.experiments.methods import RunContext
+    from modelbalance.experiments.models.lora import apply_lora
+    from modelbalance.experiments.registry import METHODS, MODELS
+
+    model = apply_lora(MODELS.get("tiny_bert")({"num_classes": 2}, layers=3), {"r": 2})
+    context = RunContext(
+        seed=0, lr=1e-2, weight_decay=0.1, epochs=1, steps_per_epoch=4, total_steps=4, preset="emnlp_glue"
+    )
+    groups = METHODS.get("llrd")(decay=0.5).param_groups(model, context)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {id(p) for g in groups for p in g["params"]} == {
+        id(p) for p in model.parameters() if p.requires_grad
+    }
+    rate = {names[id(p)]: g["lr"] for g in groups for p in g["params"]}
+    for block in range(3):  # block k of 3 sits 3 - k below the head
+        adapters = [n for n in rate if f"layer.{block}." in n]
+        assert adapters and all("lora_" in n for n in adapters)
+        assert all(rate[n] == pytest.approx(1e-2 * 0.5 ** (3 - block)) for n in adapters)
+    assert any(
+        r == pytest.approx(1e-2) for n, r in rate.items() if "classifier" in n
+    )  # the head: the base rate
 
 
 def test_tb_over_llrd_scales_each_depths_rate_by_its_blocks_factor():

@@ -12,6 +12,7 @@ the base rate), and its spectra are those of ``W + scaling * B A`` (or the updat
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -50,6 +51,10 @@ def apply_lora(model: torch.nn.Module, settings: dict[str, Any] | None = None) -
         target_modules=options["target_modules"],
     )
     try:
-        return peft.get_peft_model(model, config)
+        with warnings.catch_warnings():
+            # peft asks the model for transformers' deprecated `is_gradient_checkpointing`: a warning on every run
+            # about a name the user never wrote; only that one is silenced
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            return peft.get_peft_model(model, config)
     except ValueError as err:
         raise ValueError(f"LoRA: {err} (set lora.target_modules to module names of this model)") from None
