@@ -16,7 +16,8 @@ STUDIES=("$@")
   spam_k64_controls spam_k512_fixed_lr spam_lora_k64 spam_k4_strength spam_k4_metric wordnet_k8 pairs_k128
   wordnet_k8_controls wordnet_k8_confirm wordnet_k32 wordnet_k8_fine
   wordnet_k32_controls wordnet_k8_fine_tb_llrd wordnet_k32_llrd wordnet_full_llrd wordnet_k32_confirm
-  wordnet_k32_llrd_rate wordnet_k32_repick wordnet_k8_llrd_confirm wordnet_k8_lora wordnet_k8_lora_controls)
+  wordnet_k32_llrd_rate wordnet_k32_repick wordnet_k8_llrd_confirm wordnet_k8_lora wordnet_k8_lora_controls
+  pairs_k128_lora)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
