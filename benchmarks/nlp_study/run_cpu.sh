@@ -17,7 +17,8 @@ STUDIES=("$@")
   wordnet_k8_controls wordnet_k8_confirm wordnet_k32 wordnet_k8_fine
   wordnet_k32_controls wordnet_k8_fine_tb_llrd wordnet_k32_llrd wordnet_full_llrd wordnet_k32_confirm
   wordnet_k32_llrd_rate wordnet_k32_repick wordnet_k8_llrd_confirm wordnet_k8_lora wordnet_k8_lora_controls
-  pairs_k128_lora spam_lora_llrd pairs_k128_lora_controls)
+  pairs_k128_lora spam_lora_llrd pairs_k128_lora_controls
+  pairs_k128_lora_confirm)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
