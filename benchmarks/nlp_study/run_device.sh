@@ -32,9 +32,8 @@ fi
 LIMIT=()
 [ -n "${STUDY_S:-}" ] && LIMIT=(timeout -s INT -k 60 "$STUDY_S")
 "${LIMIT[@]}" "$PY" -m modelbalance.cli.main experiment --config "$S/$STUDY.toml" --out "$W/$STUDY" --resume \
-  --no-progress "${FLAGS[@]}" > "$W/$STUDY.log" 2>&1
-status=$?
-tail -n 40 "$W/$STUDY.log"
+  --no-progress "${FLAGS[@]}" 2>&1 | tee "$W/$STUDY.log"
+status=${PIPESTATUS[0]}
 echo "run_device: $STUDY exit $status"
 [ "$STUDY" = tiny ] && exit "$status"  # the smoke test publishes nothing
 [ "${PUBLISH:-1}" = 0 ] && exit "$status"
