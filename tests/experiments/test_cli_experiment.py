@@ -1,5 +1,6 @@
 """``modelbalance experiment`` / ``demo`` through the CLI: a tiny sweep, resume, refusal, one-line errors."""
 
+import json
 import os
 import subprocess
 import sys
@@ -120,6 +121,19 @@ def test_config_file_with_flag_overrides(tmp_path, capsys):
     assert code == 0, stderr
     frame = pd.read_csv(out / "results.csv")
     assert sorted(frame["seed"]) == [3, 4] and set(frame["n_train"]) == {16}
+    # a config that extends this one: its sizes replace the fractions, its task_params merge into the parent's
+    (tmp_path / "studies").mkdir()
+    child = tmp_path / "studies" / "smaller.toml"
+    child.write_text('extends = "../sweep.toml"\nsizes = [8]\n[task_params]\nn_samples = 24\n')
+    out = tmp_path / "out_child"
+    code, _, stderr = run_cli(
+        ["experiment", "--config", child, "--out", out, "--no-progress", "--no-plots"], capsys
+    )
+    assert code == 0, stderr
+    frame = pd.read_csv(out / "results.csv")
+    assert list(frame["seed"]) == [0] and list(frame["n_train"]) == [8]
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["task_params"] == {"n_samples": 24, "n_test": 4, "resolution": 16} and "extends" not in saved
 
 
 def test_set_reaches_any_config_field(tmp_path, capsys):

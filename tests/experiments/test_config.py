@@ -119,3 +119,41 @@ def test_variant_chains_are_refused():
     config = ExperimentConfig(method_options={"a": {"base": "tb"}, "b": {"base": "a"}})
     with pytest.raises(ValueError, match="chain only one level"):
         config.method_spec("b")
+
+
+def test_extends_merges_tables_and_replaces_the_rest(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "parent.toml").write_text(TOML)
+    (tmp_path / "child.yaml").write_text(
+        "extends: base/parent.toml\n"
+        "sizes: [8, 16]\n"  # replaces the parent's fractions
+        "seeds: [5]\n"
+        "task_params: {noise: 0.1}\n"
+        "method_options: {tb_strong: {s_max: 2.0}, tb: {min_eigs: 12}}\n"
+    )
+    child = ExperimentConfig.from_file(tmp_path / "child.yaml")
+    parent = ExperimentConfig.from_file(tmp_path / "base" / "parent.toml")
+    assert child.fractions is None and child.sizes == (8, 16) and child.seeds == (5,)
+    assert child.task_params == {"n_samples": 32, "noise": 0.1}
+    assert child.method_spec("tb_strong") == ("tb", {"min_eigs": 12, "s_max": 2.0})
+    assert child.differences(parent) == ["fractions", "sizes", "seeds", "task_params", "method_options"]
+    # a chain: the grandchild sees both ancestors; the saved config.json holds the resolved values, no "extends"
+    (tmp_path / "grandchild.toml").write_text('extends = "child.yaml"\nlrs = [1e-2]\n')
+    grandchild = ExperimentConfig.from_file(tmp_path / "grandchild.toml")
+    assert grandchild.lrs == (1e-2,) and grandchild.sizes == (8, 16) and grandchild.epochs == 4
+    assert "extends" not in grandchild.to_dict()
+
+
+def test_extends_errors_name_the_files(tmp_path):
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(
+        ValueError, match=r"b\.toml: extends makes a cycle: .*a\.toml -> .*b\.toml -> .*a\.toml"
+    ):
+        read_config_file(tmp_path / "a.toml")
+    (tmp_path / "c.toml").write_text('extends = "gone.toml"\n')
+    with pytest.raises(FileNotFoundError, match=r"gone\.toml \(extended by .*c\.toml\)"):
+        read_config_file(tmp_path / "c.toml")
+    (tmp_path / "d.toml").write_text("extends = 3\n")
+    with pytest.raises(ValueError, match="extends must be the path of another config file"):
+        read_config_file(tmp_path / "d.toml")

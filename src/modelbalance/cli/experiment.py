@@ -66,7 +66,12 @@ def _register_experiment(subparsers) -> None:
         "Flags override the config file.",
     )
     add = parser.add_argument
-    add("--config", metavar="FILE", help="TOML or YAML file with ExperimentConfig fields")
+    add(
+        "--config",
+        metavar="FILE",
+        help="TOML or YAML file with ExperimentConfig fields; "
+        'extends = "other.toml" starts from another file and changes what it names',
+    )
     add("--task", help="task name (see --list)")
     add("--model", help="model name (see --list)")
     add("--fractions", metavar="F,F", help="training fractions of the pool, in (0, 1], e.g. 0.01,0.1,1")

@@ -321,11 +321,18 @@ class ExperimentConfig:
         return [k for k in mine if k not in PRESENTATION_FIELDS and mine[k] != theirs.get(k)]
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML or YAML config file into a dict (no validation)."""
+def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Parse a TOML or YAML config file into a dict (no validation).
+
+    ``extends = "other.toml"`` (a path relative to this file) starts from another config: this file's settings
+    replace the other's key by key, tables (``task_params``, ``method_options.tb``, ``grids``...) are merged key by
+    key, lists are replaced whole, and a subset axis here (``fractions``, ``sizes``, ``shots``) replaces the other's,
+    whichever it was. Chains are allowed; cycles are an error.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        where = f" (extended by {_chain[-1]})" if _chain else ""
+        raise FileNotFoundError(f"config file not found: {path}{where}")
     suffix = path.suffix.lower()
     if suffix == ".toml":
         try:
@@ -359,7 +366,33 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     # A file may nest everything under an [experiment] table.
     if set(values) == {"experiment"} and isinstance(values["experiment"], dict):
         values = values["experiment"]
-    return values
+    if "extends" not in values:
+        return values
+    parent = values.pop("extends")
+    if not isinstance(parent, str) or not parent.strip():
+        raise ValueError(f"{path}: extends must be the path of another config file, got {parent!r}")
+    parent_path = Path(parent).expanduser()
+    if not parent_path.is_absolute():
+        parent_path = path.parent / parent_path
+    chain = (*_chain, path.resolve())
+    if parent_path.resolve() in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, parent_path.resolve()))
+        raise ValueError(f"{path}: extends makes a cycle: {cycle}")
+    base = read_config_file(parent_path, _chain=chain)
+    if any(axis in values for axis in SUBSET_AXES):  # this file's subset axis replaces the parent's
+        base = {k: v for k, v in base.items() if k not in SUBSET_AXES}
+    return _merge_tables(base, values)
+
+
+def _merge_tables(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``override``: nested tables merged key by key, anything else replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge_tables(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _digest(payload: Any) -> str:
