@@ -138,8 +138,11 @@ def test_extends_merges_tables_and_replaces_the_rest(tmp_path):
     assert child.method_spec("tb_strong") == ("tb", {"min_eigs": 12, "s_max": 2.0})
     assert child.differences(parent) == ["fractions", "sizes", "seeds", "task_params", "method_options"]
     # a chain: the grandchild sees both ancestors; the saved config.json holds the resolved values, no "extends"
-    (tmp_path / "grandchild.toml").write_text('extends = "child.yaml"\nlrs = [1e-2]\n')
-    grandchild = ExperimentConfig.from_file(tmp_path / "grandchild.toml")
+    (tmp_path / "deeper").mkdir()  # each file's parent is found beside that file, not beside the first one
+    (tmp_path / "deeper" / "grandchild.toml").write_text(
+        '[experiment]\nextends = "../child.yaml"\nlrs = [1e-2]\n'
+    )
+    grandchild = ExperimentConfig.from_file(tmp_path / "deeper" / "grandchild.toml")
     assert grandchild.lrs == (1e-2,) and grandchild.sizes == (8, 16) and grandchild.epochs == 4
     assert "extends" not in grandchild.to_dict()
 
@@ -157,3 +160,17 @@ def test_extends_errors_name_the_files(tmp_path):
     (tmp_path / "d.toml").write_text("extends = 3\n")
     with pytest.raises(ValueError, match="extends must be the path of another config file"):
         read_config_file(tmp_path / "d.toml")
+    (tmp_path / "e.yaml").write_text("extends: c.toml\ntask_params: null\n")
+    (tmp_path / "c.toml").write_text('task = "toy"\n[task_params]\nn_samples = 8\n')
+    with pytest.raises(ValueError, match=r"e\.yaml: task_params is empty \(null\).*not remove it"):
+        read_config_file(tmp_path / "e.yaml")
+    # extends above an [experiment] table, and a linked config whose parent sits beside the real file
+    (tmp_path / "f.toml").write_text('extends = "c.toml"\n[experiment]\nmodel = "mlp"\n')
+    assert read_config_file(tmp_path / "f.toml") == {
+        "task": "toy",
+        "task_params": {"n_samples": 8},
+        "model": "mlp",
+    }
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "f.toml").symlink_to(tmp_path / "f.toml")
+    assert read_config_file(tmp_path / "links" / "f.toml")["task"] == "toy"

@@ -363,33 +363,41 @@ def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict
         raise ValueError(f"{path}: config files must end in .toml, .yaml or .yml")
     if not isinstance(values, dict):
         raise ValueError(f"{path}: the top level must be a table/mapping of settings")
-    # A file may nest everything under an [experiment] table.
-    if set(values) == {"experiment"} and isinstance(values["experiment"], dict):
-        values = values["experiment"]
+    # A file may nest everything under an [experiment] table (with `extends` inside it or above it).
+    if set(values) - {"extends"} == {"experiment"} and isinstance(values["experiment"], dict):
+        values = {**values["experiment"], **({"extends": values["extends"]} if "extends" in values else {})}
     if "extends" not in values:
         return values
     parent = values.pop("extends")
     if not isinstance(parent, str) or not parent.strip():
         raise ValueError(f"{path}: extends must be the path of another config file, got {parent!r}")
+    real = path.resolve()  # a linked config finds its parent beside the file it links to
     parent_path = Path(parent).expanduser()
     if not parent_path.is_absolute():
-        parent_path = path.parent / parent_path
-    chain = (*_chain, path.resolve())
+        parent_path = real.parent / parent_path
+    chain = (*_chain, real)
     if parent_path.resolve() in chain:
         cycle = " -> ".join(str(p) for p in (*chain, parent_path.resolve()))
         raise ValueError(f"{path}: extends makes a cycle: {cycle}")
     base = read_config_file(parent_path, _chain=chain)
     if any(axis in values for axis in SUBSET_AXES):  # this file's subset axis replaces the parent's
         base = {k: v for k, v in base.items() if k not in SUBSET_AXES}
-    return _merge_tables(base, values)
+    return _merge_tables(base, values, path)
 
 
-def _merge_tables(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _merge_tables(
+    base: dict[str, Any], override: dict[str, Any], path: Path, prefix: str = ""
+) -> dict[str, Any]:
     """``base`` updated by ``override``: nested tables merged key by key, anything else replaced."""
     merged = dict(base)
     for key, value in override.items():
+        if value is None and key in base:
+            raise ValueError(
+                f"{path}: {prefix}{key} is empty (null); a config that extends another can change an "
+                "inherited setting but not remove it"
+            )
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge_tables(merged[key], value)
+            merged[key] = _merge_tables(merged[key], value, path, f"{prefix}{key}.")
         else:
             merged[key] = value
     return merged
