@@ -110,7 +110,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     plots = args.out / "plots"
     plot_error_vs_fraction(
-        frame, args.metric, args.direction, methods, plots / "accuracy_vs_size.png", labels
+        frame, args.metric, args.direction, methods, plots / f"{args.metric}_vs_size.png", labels
     )
     plot_relative_gain(comparisons, args.metric, methods, plots / "gain_vs_size.png", labels)
     comparisons.to_csv(args.out / "comparisons.csv", index=False)
@@ -130,7 +130,7 @@ def main() -> None:
         "",
         comparison_table(comparisons, args.metric, labels),
         "",
-        "![accuracy vs size](plots/accuracy_vs_size.png) ![gain vs size](plots/gain_vs_size.png)",
+        f"![{args.metric} vs size](plots/{args.metric}_vs_size.png) ![gain vs size](plots/gain_vs_size.png)",
         "",
     ]
     (args.out / "summary.md").write_text("\n".join(text))

@@ -102,7 +102,7 @@ def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
     # one Holm correction over both sizes: each adjusted p is at least its raw p, and at most twice it
     assert (table["p_ttest_holm"] >= table["p_ttest"] - 1e-12).all()
     assert (table["p_ttest_holm"] <= 2 * table["p_ttest"] + 1e-12).all()
-    assert (out / "plots" / "gain_vs_size.png").is_file()
+    assert all((out / "plots" / name).is_file() for name in ("gain_vs_size.png", "accuracy_vs_size.png"))
     summary = (out / "summary.md").read_text()
     assert "| 16/class | tb |" in summary
     assert "- `k16` (16/class): one fixed configuration (lr=0.0001), not tuned" in summary
