@@ -134,6 +134,12 @@ def test_config_file_with_flag_overrides(tmp_path, capsys):
     assert list(frame["seed"]) == [0] and list(frame["n_train"]) == [8]
     saved = json.loads((out / "config.json").read_text())
     assert saved["task_params"] == {"n_samples": 24, "n_test": 4, "resolution": 16} and "extends" not in saved
+    # a subset flag replaces the file's axis, whichever it was
+    code, stdout, stderr = run_cli(
+        ["experiment", "--config", child, "--fractions", "0.5", "--out", tmp_path / "o3", "--dry-run"], capsys
+    )
+    assert code == 0, stderr
+    assert "fraction 0.5: n_train 10" in stdout  # not the sizes the child file set
 
 
 def test_set_reaches_any_config_field(tmp_path, capsys):

@@ -121,6 +121,13 @@ def test_variant_chains_are_refused():
         config.method_spec("b")
 
 
+def test_a_new_subset_axis_replaces_the_old_one():
+    config = ExperimentConfig(shots=(4, 16))
+    assert config.replace(sizes=(8,)).shots is None and config.replace(sizes=(8,)).sizes == (8,)
+    assert config.replace(seeds=(1,)).shots == (4, 16)
+    assert ExperimentConfig(sizes=(8,)).replace(fractions=(0.5,)).sizes is None
+
+
 def test_extends_merges_tables_and_replaces_the_rest(tmp_path):
     (tmp_path / "base").mkdir()
     (tmp_path / "base" / "parent.toml").write_text(TOML)

@@ -264,7 +264,12 @@ _FLAG_FIELDS = (
 
 def build_config(args: argparse.Namespace):
     """ExperimentConfig from defaults < config file (or, with --resume, the folder's saved config) < flags."""
-    from modelbalance.experiments.config import ExperimentConfig, read_config_file
+    from modelbalance.experiments.config import (
+        SUBSET_AXES,
+        ExperimentConfig,
+        read_config_file,
+        without_replaced_axis,
+    )
     from modelbalance.experiments.store import ResultsFolder
 
     values: dict[str, Any] = {}
@@ -278,12 +283,10 @@ def build_config(args: argparse.Namespace):
             raise ValueError(f"--resume: {args.out} holds no config.json to resume")
         values = saved.to_dict()
     values = {**values, **dict(args.set)}
-    axis_flags = [name for name in ("fractions", "sizes", "shots") if getattr(args, name) is not None]
+    axis_flags = [name for name in SUBSET_AXES if getattr(args, name) is not None]
     if len(axis_flags) > 1:
         raise ValueError(f"give one of --fractions, --sizes or --shots, not {' and '.join(axis_flags)}")
-    if axis_flags:  # a flag replaces the file's subset axis, whichever it was
-        for name in ("fractions", "sizes", "shots"):
-            values.pop(name, None)
+    values = without_replaced_axis(values, axis_flags)  # a flag replaces the file's subset axis
     if args.data and not args.task and "task" not in values:
         values["task"] = _task_for_data(args.data)
     if args.grid:

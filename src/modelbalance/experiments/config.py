@@ -121,7 +121,7 @@ class ExperimentConfig:
             self.sizes = _int_tuple(self.sizes, "sizes")
         if self.shots is not None:
             self.shots = _int_tuple(self.shots, "shots")
-        axes = [name for name in ("fractions", "sizes", "shots") if getattr(self, name) is not None]
+        axes = [name for name in SUBSET_AXES if getattr(self, name) is not None]
         _require(len(axes) <= 1, f"give one of fractions, sizes or shots, not {' and '.join(axes)}")
         if self.fractions is None and not axes:
             self.fractions = DEFAULT_FRACTIONS
@@ -269,11 +269,8 @@ class ExperimentConfig:
 
     def replace(self, **changes: Any) -> ExperimentConfig:
         """A copy with ``changes`` applied (``None`` values are ignored, so unset CLI flags fall through)."""
-        values = dataclasses.asdict(self)
         changes = {k: v for k, v in changes.items() if v is not None}
-        if any(axis in changes for axis in SUBSET_AXES):  # a new subset axis replaces the old one
-            for axis in SUBSET_AXES:
-                values[axis] = None
+        values = without_replaced_axis(dataclasses.asdict(self), changes)
         values.update(changes)
         return ExperimentConfig.from_dict(values)
 
@@ -365,7 +362,9 @@ def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict
         raise ValueError(f"{path}: the top level must be a table/mapping of settings")
     # A file may nest everything under an [experiment] table (with `extends` inside it or above it).
     if set(values) - {"extends"} == {"experiment"} and isinstance(values["experiment"], dict):
-        values = {**values["experiment"], **({"extends": values["extends"]} if "extends" in values else {})}
+        outer, values = values, dict(values["experiment"])
+        if "extends" in outer:
+            values["extends"] = outer["extends"]
     if "extends" not in values:
         return values
     parent = values.pop("extends")
@@ -379,10 +378,15 @@ def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict
     if parent_path.resolve() in chain:
         cycle = " -> ".join(str(p) for p in (*chain, parent_path.resolve()))
         raise ValueError(f"{path}: extends makes a cycle: {cycle}")
-    base = read_config_file(parent_path, _chain=chain)
-    if any(axis in values for axis in SUBSET_AXES):  # this file's subset axis replaces the parent's
-        base = {k: v for k, v in base.items() if k not in SUBSET_AXES}
+    base = without_replaced_axis(read_config_file(parent_path, _chain=chain), values)
     return _merge_tables(base, values, path)
+
+
+def without_replaced_axis(values: dict[str, Any], new: Any) -> dict[str, Any]:
+    """``values`` without its subset axis if the keys of ``new`` name one: a new axis replaces the old, whichever."""
+    if any(axis in new for axis in SUBSET_AXES):
+        return {k: v for k, v in values.items() if k not in SUBSET_AXES}
+    return dict(values)
 
 
 def _merge_tables(
