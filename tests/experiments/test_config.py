@@ -74,18 +74,34 @@ def test_bad_values_name_the_field(tmp_path, text, message):
         ExperimentConfig.from_file(tmp_path / "c.toml")
 
 
-def test_file_errors(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        read_config_file(tmp_path / "missing.toml")
-    (tmp_path / "c.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"\.toml, \.yaml or \.yml"):
-        read_config_file(tmp_path / "c.json")
-    (tmp_path / "bad.toml").write_text("task = ")
-    with pytest.raises(ValueError, match="invalid TOML"):
-        read_config_file(tmp_path / "bad.toml")
-    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
-    with pytest.raises(ValueError, match="top level"):
-        read_config_file(tmp_path / "list.yaml")
+@pytest.mark.parametrize(
+    ("files", "error", "message"),
+    [
+        ({}, FileNotFoundError, "config file not found"),
+        ({"c.json": "{}"}, ValueError, r"\.toml, \.yaml or \.yml"),
+        ({"c.toml": "task = "}, ValueError, "invalid TOML"),
+        ({"c.yaml": "- 1\n- 2\n"}, ValueError, "top level"),
+        (
+            {"c.toml": 'extends = "b.toml"\n', "b.toml": 'extends = "c.toml"\n'},
+            ValueError,
+            r"b\.toml: extends makes a cycle: .*c\.toml -> .*b\.toml -> .*c\.toml",
+        ),
+        ({"c.toml": 'extends = "gone.toml"\n'}, FileNotFoundError, r"gone\.toml \(extended by .*c\.toml\)"),
+        ({"c.toml": "extends = 3\n"}, ValueError, "extends must be the path of another config file"),
+        (
+            {"c.yaml": "extends: p.toml\ntask_params: null\n", "p.toml": "[task_params]\nn_samples = 8\n"},
+            ValueError,
+            r"c\.yaml: task_params is empty \(null\).*not remove it",
+        ),
+    ],
+    ids=["missing", "suffix", "toml", "top-level", "cycle", "missing-parent", "not-a-path", "null"],
+)
+def test_file_errors(tmp_path, files, error, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    read = next(iter(files), "missing.toml")  # the first file named is the one read
+    with pytest.raises(error, match=message):
+        read_config_file(tmp_path / read)
 
 
 def test_comma_strings_and_replace():
@@ -154,30 +170,14 @@ def test_extends_merges_tables_and_replaces_the_rest(tmp_path):
     assert "extends" not in grandchild.to_dict()
 
 
-def test_extends_errors_name_the_files(tmp_path):
-    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
-    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
-    with pytest.raises(
-        ValueError, match=r"b\.toml: extends makes a cycle: .*a\.toml -> .*b\.toml -> .*a\.toml"
-    ):
-        read_config_file(tmp_path / "a.toml")
-    (tmp_path / "c.toml").write_text('extends = "gone.toml"\n')
-    with pytest.raises(FileNotFoundError, match=r"gone\.toml \(extended by .*c\.toml\)"):
-        read_config_file(tmp_path / "c.toml")
-    (tmp_path / "d.toml").write_text("extends = 3\n")
-    with pytest.raises(ValueError, match="extends must be the path of another config file"):
-        read_config_file(tmp_path / "d.toml")
-    (tmp_path / "e.yaml").write_text("extends: c.toml\ntask_params: null\n")
-    (tmp_path / "c.toml").write_text('task = "toy"\n[task_params]\nn_samples = 8\n')
-    with pytest.raises(ValueError, match=r"e\.yaml: task_params is empty \(null\).*not remove it"):
-        read_config_file(tmp_path / "e.yaml")
-    # extends above an [experiment] table, and a linked config whose parent sits beside the real file
-    (tmp_path / "f.toml").write_text('extends = "c.toml"\n[experiment]\nmodel = "mlp"\n')
+def test_extends_above_an_experiment_table_and_through_a_link(tmp_path):
+    (tmp_path / "p.toml").write_text('task = "toy"\n[task_params]\nn_samples = 8\n')
+    (tmp_path / "f.toml").write_text('extends = "p.toml"\n[experiment]\nmodel = "mlp"\n')
     assert read_config_file(tmp_path / "f.toml") == {
         "task": "toy",
         "task_params": {"n_samples": 8},
         "model": "mlp",
     }
-    (tmp_path / "links").mkdir()
+    (tmp_path / "links").mkdir()  # a linked config finds its parent beside the real file
     (tmp_path / "links" / "f.toml").symlink_to(tmp_path / "f.toml")
     assert read_config_file(tmp_path / "links" / "f.toml")["task"] == "toy"
