@@ -91,10 +91,42 @@ def test_bad_values_name_the_field(tmp_path, text, message):
         (
             {"c.yaml": "extends: p.toml\ntask_params: null\n", "p.toml": "[task_params]\nn_samples = 8\n"},
             ValueError,
-            r"c\.yaml: task_params is empty \(null\).*not remove it",
+            r'c\.yaml: task_params is empty \(null\).*unset = \["task_params"\]',
+        ),
+        ({"c.toml": 'unset = ["epochs"]\nepochs = 3\n'}, ValueError, "unset .* needs extends"),
+        (
+            {
+                "c.toml": 'extends = "p.toml"\nunset = ["task_params.noise"]\n',
+                "p.toml": "[task_params]\nn = 8\n",
+            },
+            ValueError,
+            r"c\.toml: unset names task_params\.noise, which the config it extends does not set",
+        ),
+        (
+            {"c.toml": 'extends = "p.toml"\nunset = "epochs"\n', "p.toml": "epochs = 3\n"},
+            ValueError,
+            "unset must be a list of setting names",
+        ),
+        (
+            {"c.toml": 'extends = "p.toml"\n[experiment]\nextends = "p.toml"\n', "p.toml": "epochs = 3\n"},
+            ValueError,
+            r"extends is given both above and inside \[experiment\]",
         ),
     ],
-    ids=["missing", "suffix", "toml", "top-level", "cycle", "missing-parent", "not-a-path", "null"],
+    ids=[
+        "missing",
+        "suffix",
+        "toml",
+        "top-level",
+        "cycle",
+        "missing-parent",
+        "not-a-path",
+        "null",
+        "unset-alone",
+        "unset-unknown",
+        "unset-string",
+        "extends-twice",
+    ],
 )
 def test_file_errors(tmp_path, files, error, message):
     for name, text in files.items():
@@ -168,6 +200,29 @@ def test_extends_merges_tables_and_replaces_the_rest(tmp_path):
     grandchild = ExperimentConfig.from_file(tmp_path / "deeper" / "grandchild.toml")
     assert grandchild.lrs == (1e-2,) and grandchild.sizes == (8, 16) and grandchild.epochs == 4
     assert "extends" not in grandchild.to_dict()
+
+
+def test_unset_removes_inherited_settings(tmp_path):
+    (tmp_path / "p.toml").write_text("tune_seeds = [100]\n" + TOML + "[method_options.tb]\nmin_eigs = 12\n")
+    (tmp_path / "c.toml").write_text(
+        'extends = "p.toml"\nunset = ["tune_seeds", "method_options.tb_strong.s_max", "task_params"]\n'
+        "[method_options.tb]\nxmin_pos = 1.5\n"
+    )
+    child = ExperimentConfig.from_file(tmp_path / "c.toml")
+    parent = ExperimentConfig.from_file(tmp_path / "p.toml")
+    assert (
+        parent.tune_seeds == (100,) and child.tune_seeds is None and child.effective_tune_seeds() == (0, 1, 2)
+    )
+    assert child.method_options == {"tb_strong": {"base": "tb"}, "tb": {"min_eigs": 12, "xmin_pos": 1.5}}
+    assert child.task_params == {} and child.epochs == 4
+    # unset and set again: the table is replaced whole instead of merged
+    (tmp_path / "r.toml").write_text(
+        'extends = "p.toml"\nunset = ["method_options.tb"]\n[method_options.tb]\nxmin_pos = 1.5\n'
+    )
+    assert ExperimentConfig.from_file(tmp_path / "r.toml").method_options["tb"] == {"xmin_pos": 1.5}
+    # above an [experiment] table, like extends
+    (tmp_path / "e.toml").write_text('extends = "p.toml"\nunset = ["tune_seeds"]\n[experiment]\nepochs = 2\n')
+    assert ExperimentConfig.from_file(tmp_path / "e.toml").tune_seeds is None
 
 
 def test_extends_above_an_experiment_table_and_through_a_link(tmp_path):

@@ -70,7 +70,8 @@ def _register_experiment(subparsers) -> None:
         "--config",
         metavar="FILE",
         help="TOML or YAML file with ExperimentConfig fields; "
-        'extends = "other.toml" (relative to the file) starts from another file and changes what it names',
+        'extends = "other.toml" (relative to the file) starts from another file and changes what it names; '
+        'unset = ["tune_seeds"] removes an inherited setting',
     )
     add("--task", help="task name (see --list)")
     add("--model", help="model name (see --list)")

@@ -7,6 +7,7 @@ reuse (:meth:`ExperimentConfig.run_hash`) and whether a results folder holds the
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -324,7 +325,9 @@ def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict
     ``extends = "other.toml"`` (a path relative to this file) starts from another config: this file's settings
     replace the other's key by key, tables (``task_params``, ``method_options.tb``, ``grids``...) are merged key by
     key, lists are replaced whole, and a subset axis here (``fractions``, ``sizes``, ``shots``) replaces the other's,
-    whichever it was. Chains are allowed; cycles are an error.
+    whichever it was. ``unset = ["tune_seeds", "method_options.tb.s_max"]`` removes inherited settings (dotted
+    names reach into tables), which then take their defaults; a table both unset and set is replaced whole.
+    Chains are allowed; cycles are an error.
     """
     path = Path(path)
     if not path.is_file():
@@ -360,14 +363,20 @@ def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict
         raise ValueError(f"{path}: config files must end in .toml, .yaml or .yml")
     if not isinstance(values, dict):
         raise ValueError(f"{path}: the top level must be a table/mapping of settings")
-    # A file may nest everything under an [experiment] table (with `extends` inside it or above it).
-    if set(values) - {"extends"} == {"experiment"} and isinstance(values["experiment"], dict):
+    # A file may nest everything under an [experiment] table (with `extends` and `unset` inside it or above it).
+    if set(values) - {"extends", "unset"} == {"experiment"} and isinstance(values["experiment"], dict):
         outer, values = values, dict(values["experiment"])
-        if "extends" in outer:
-            values["extends"] = outer["extends"]
+        for key in ("extends", "unset"):
+            if key in outer:
+                if key in values:
+                    raise ValueError(f"{path}: {key} is given both above and inside [experiment]; keep one")
+                values[key] = outer[key]
     if "extends" not in values:
+        if "unset" in values:
+            raise ValueError(f'{path}: unset removes inherited settings, so it needs extends = "other.toml"')
         return values
     parent = values.pop("extends")
+    unset = values.pop("unset", [])
     if not isinstance(parent, str) or not parent.strip():
         raise ValueError(f"{path}: extends must be the path of another config file, got {parent!r}")
     real = path.resolve()  # a linked config finds its parent beside the file it links to
@@ -379,7 +388,7 @@ def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict
         cycle = " -> ".join(str(p) for p in (*chain, parent_path.resolve()))
         raise ValueError(f"{path}: extends makes a cycle: {cycle}")
     base = without_replaced_axis(read_config_file(parent_path, _chain=chain), values)
-    return _merge_tables(base, values, path)
+    return _merge_tables(_without_keys(base, unset, path), values, path)
 
 
 def without_replaced_axis(values: dict[str, Any], new: Any) -> dict[str, Any]:
@@ -387,6 +396,25 @@ def without_replaced_axis(values: dict[str, Any], new: Any) -> dict[str, Any]:
     if any(axis in new for axis in SUBSET_AXES):
         return {k: v for k, v in values.items() if k not in SUBSET_AXES}
     return dict(values)
+
+
+def _without_keys(base: dict[str, Any], names: Any, path: Path) -> dict[str, Any]:
+    """``base`` less the dotted keys in ``names`` (a config's ``unset``), each of which ``base`` must hold.
+
+    It runs before the merge, so a table both unset and set is replaced whole instead of merged key by key.
+    """
+    if isinstance(names, str) or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f'{path}: unset must be a list of setting names, e.g. unset = ["tune_seeds"]')
+    base = copy.deepcopy(base)
+    for name in names:
+        *tables, key = name.split(".")
+        holder = base
+        for table in tables:
+            holder = holder.get(table) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict) or key not in holder:
+            raise ValueError(f"{path}: unset names {name}, which the config it extends does not set")
+        del holder[key]
+    return base
 
 
 def _merge_tables(
@@ -397,8 +425,8 @@ def _merge_tables(
     for key, value in override.items():
         if value is None and key in base:
             raise ValueError(
-                f"{path}: {prefix}{key} is empty (null); a config that extends another can change an "
-                "inherited setting but not remove it"
+                f"{path}: {prefix}{key} is empty (null); to remove an inherited setting, name it in "
+                f'unset = ["{prefix}{key}"]'
             )
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge_tables(merged[key], value, path, f"{prefix}{key}.")
