@@ -19,7 +19,8 @@ STUDIES=("$@")
   wordnet_k32_llrd_rate wordnet_k32_repick wordnet_k8_llrd_confirm wordnet_k8_lora wordnet_k8_lora_controls
   pairs_k128_lora spam_lora_llrd pairs_k128_lora_controls
   pairs_k128_lora_confirm pairs_k32_lora pairs_k512_lora_fixed_lr pairs_k32_lora_confirm
-  pairs_k512_lora_confirm spam_k256_controls pairs_full_llrd pairs_k128_llrd spam_k256_llrd)
+  pairs_k512_lora_confirm spam_k256_controls pairs_full_llrd pairs_k128_llrd spam_k256_llrd
+  pairs_full_llrd_confirm)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
