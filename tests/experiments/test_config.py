@@ -108,6 +108,24 @@ def test_bad_values_name_the_field(tmp_path, text, message):
             "unset must be a list of setting names",
         ),
         (
+            {"c.toml": 'extends = "p.toml"\nunset = ["epochs.x"]\n', "p.toml": "epochs = 3\n"},
+            ValueError,
+            "unset names epochs.x, but the config it extends sets as a value, not a table epochs",
+        ),
+        (
+            {
+                "c.toml": 'extends = "p.toml"\nunset = ["task_params..n"]\n',
+                "p.toml": "[task_params]\nn = 8\n",
+            },
+            ValueError,
+            r"unset name 'task_params\.\.n' has an empty part",
+        ),
+        (
+            {"c.toml": 'extends = "p.toml"\nunset = ["epochs", "epochs"]\n', "p.toml": "epochs = 3\n"},
+            ValueError,
+            "unset names epochs more than once",
+        ),
+        (
             {"c.toml": 'extends = "p.toml"\n[experiment]\nextends = "p.toml"\n', "p.toml": "epochs = 3\n"},
             ValueError,
             r"extends is given both above and inside \[experiment\]",
@@ -125,6 +143,9 @@ def test_bad_values_name_the_field(tmp_path, text, message):
         "unset-alone",
         "unset-unknown",
         "unset-string",
+        "unset-through-a-value",
+        "unset-empty-part",
+        "unset-twice",
         "extends-twice",
     ],
 )
@@ -220,6 +241,19 @@ def test_unset_removes_inherited_settings(tmp_path):
         'extends = "p.toml"\nunset = ["method_options.tb"]\n[method_options.tb]\nxmin_pos = 1.5\n'
     )
     assert ExperimentConfig.from_file(tmp_path / "r.toml").method_options["tb"] == {"xmin_pos": 1.5}
+    # a grandparent's key, and a grandchild sees the removal; inside an [experiment] table too
+    (tmp_path / "g.toml").write_text('[experiment]\nextends = "c.toml"\nunset = ["epochs"]\n')
+    grandchild = ExperimentConfig.from_file(tmp_path / "g.toml")
+    assert grandchild.tune_seeds is None and grandchild.epochs == ExperimentConfig().epochs
+    # a subset axis: unset alone (back to the default fractions), or unset and replaced by another or the same axis
+    assert ExperimentConfig.from_file(tmp_path / "c.toml").fractions == (0.25, 1.0)
+    for text, axis, value in [
+        ('unset = ["fractions"]\n', "fractions", ExperimentConfig().fractions),
+        ('unset = ["fractions"]\nsizes = [10]\n', "sizes", (10,)),
+        ('unset = ["fractions"]\nfractions = [0.5]\n', "fractions", (0.5,)),
+    ]:
+        (tmp_path / "a.toml").write_text('extends = "p.toml"\n' + text)
+        assert getattr(ExperimentConfig.from_file(tmp_path / "a.toml"), axis) == value, text
     # above an [experiment] table, like extends
     (tmp_path / "e.toml").write_text('extends = "p.toml"\nunset = ["tune_seeds"]\n[experiment]\nepochs = 2\n')
     assert ExperimentConfig.from_file(tmp_path / "e.toml").tune_seeds is None

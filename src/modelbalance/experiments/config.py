@@ -326,7 +326,8 @@ def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict
     replace the other's key by key, tables (``task_params``, ``method_options.tb``, ``grids``...) are merged key by
     key, lists are replaced whole, and a subset axis here (``fractions``, ``sizes``, ``shots``) replaces the other's,
     whichever it was. ``unset = ["tune_seeds", "method_options.tb.s_max"]`` removes inherited settings (dotted
-    names reach into tables), which then take their defaults; a table both unset and set is replaced whole.
+    names reach into tables), which then take their defaults; a table both unset and set is replaced whole, and an
+    axis may be unset and replaced by another.
     Chains are allowed; cycles are an error.
     """
     path = Path(path)
@@ -387,8 +388,8 @@ def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict
     if parent_path.resolve() in chain:
         cycle = " -> ".join(str(p) for p in (*chain, parent_path.resolve()))
         raise ValueError(f"{path}: extends makes a cycle: {cycle}")
-    base = without_replaced_axis(read_config_file(parent_path, _chain=chain), values)
-    return _merge_tables(_without_keys(base, unset, path), values, path)
+    base = _without_keys(read_config_file(parent_path, _chain=chain), unset, path)
+    return _merge_tables(without_replaced_axis(base, values), values, path)
 
 
 def without_replaced_axis(values: dict[str, Any], new: Any) -> dict[str, Any]:
@@ -402,16 +403,28 @@ def _without_keys(base: dict[str, Any], names: Any, path: Path) -> dict[str, Any
     """``base`` less the dotted keys in ``names`` (a config's ``unset``), each of which ``base`` must hold.
 
     It runs before the merge, so a table both unset and set is replaced whole instead of merged key by key.
+    (A key that itself contains a dot cannot be named.)
     """
     if isinstance(names, str) or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError(f'{path}: unset must be a list of setting names, e.g. unset = ["tune_seeds"]')
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{path}: unset names {', '.join(repeated)} more than once")
     base = copy.deepcopy(base)
     for name in names:
-        *tables, key = name.split(".")
+        *tables, key = parts = name.split(".")
+        if not all(parts):
+            raise ValueError(
+                f"{path}: unset name {name!r} has an empty part; write table.key, e.g. task_params.noise"
+            )
         holder = base
-        for table in tables:
-            holder = holder.get(table) if isinstance(holder, dict) else None
-        if not isinstance(holder, dict) or key not in holder:
+        for depth, table in enumerate(tables):
+            holder = holder.get(table)
+            if not isinstance(holder, dict):
+                where = ".".join(tables[: depth + 1])
+                what = "does not set" if holder is None else "sets as a value, not a table"
+                raise ValueError(f"{path}: unset names {name}, but the config it extends {what} {where}")
+        if key not in holder:
             raise ValueError(f"{path}: unset names {name}, which the config it extends does not set")
         del holder[key]
     return base
@@ -425,8 +438,8 @@ def _merge_tables(
     for key, value in override.items():
         if value is None and key in base:
             raise ValueError(
-                f"{path}: {prefix}{key} is empty (null); to remove an inherited setting, name it in "
-                f'unset = ["{prefix}{key}"]'
+                f"{path}: {prefix}{key} is empty (null); to remove an inherited setting, delete the null and "
+                f'name it in unset (unset = ["{prefix}{key}"])'
             )
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge_tables(merged[key], value, path, f"{prefix}{key}.")
