@@ -31,10 +31,11 @@ STUDY_WORKERS=2 study cfd1d_unet_54
 STUDY_WORKERS=2 study cfd1d_unet_54_controls cfd1d_unet_54
 STUDY_WORKERS=2 study cfd1d_fno_225_fixed_lr  # the paper's 2.5%: ~1,150 s a run, ~1.7 h
 STUDY_WORKERS=2 study cfd1d_fno_54_strength cfd1d_fno_54  # s tuned with the rate, as the paper did: ~1 h
+STUDY_WORKERS=2 study cfd1d_fno_54_strength_controls cfd1d_fno_54_strength  # ~0.8 h
 for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet burgers_fno_explore \
   burgers_fno_fixed_lr burgers_fno_fixed_lr_1e-2 darcy_fno_fixed_lr burgers_fno_wide burgers_fno_long \
   cfd1d_fno_54 cfd1d_fno_54_fixed_lr cfd1d_fno_54_controls cfd1d_unet_54 \
-  cfd1d_unet_54_controls cfd1d_fno_225_fixed_lr cfd1d_fno_54_strength; do
+  cfd1d_unet_54_controls cfd1d_fno_225_fixed_lr cfd1d_fno_54_strength cfd1d_fno_54_strength_controls; do
   rm -rf "docs/results/$s"
   python benchmarks/pde_study/merge.py --config "$S/$s.toml" --out "docs/results/$s" "$W/$s" > "$W/merge_$s.log" 2>&1
   tar -czf "docs/results/$s/runs.tar.gz" -C "docs/results/$s" runs && rm -rf "docs/results/$s/runs"
