@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn as nn
@@ -191,10 +193,36 @@ def test_lora_delta_refuses_adapters_too_small_to_fit(tiny_bert_config):
     model = _lora_bert(tiny_bert_config, r=4)
     opt = torch.optim.AdamW(param_groups(model, unit="block", lora="delta"), lr=1e-3)
     with pytest.raises(
-        ValueError, match=r"rank <= 4, fewer nonzero eigenvalues than min_eigs=10.*lora=.effective."
+        ValueError,
+        match=r"rank <= 4, fewer nonzero eigenvalues than the fit needs \(11: min_eigs=10.*lora=.effective.",
     ):
         TempBalance(model, opt, unit="block", lora="delta", min_eigs=10)
-    TempBalance(model, opt, unit="block", lora="delta", min_eigs=3)  # the user may lower the threshold
+    # the user may fit the nonzero eigenvalues only (a KS-chosen tail) with a lower threshold
+    TempBalance(model, opt, unit="block", lora="delta", min_eigs=3, xmin="ks")
+
+
+def test_lora_delta_refuses_a_fixed_tail_that_reaches_the_zero_eigenvalues(tiny_bert_config):
+    """A rank-8 update of a 32-wide layer has 8 >= min_eigs nonzero eigenvalues, but the fixed tail at xmin_pos 1.5
+    is the top 11 of all 32: it holds zeros, so the fit is refused at every recompute (as a rank-32 update of
+    MiniLM's 384-wide layers was, silently, before this check). Rank 16 fits, and its alpha is finite."""
+    from modelbalance import TempBalance
+
+    model = _lora_bert(tiny_bert_config, r=8)
+    opt = torch.optim.AdamW(param_groups(model, unit="block", lora="delta"), lr=1e-3)
+    with pytest.raises(
+        ValueError, match=r"rank <= 8, fewer nonzero eigenvalues than the fit needs \(11: min_eigs=5"
+    ):
+        TempBalance(model, opt, unit="block", lora="delta", min_eigs=5, xmin_pos=1.5)
+    model = _lora_bert(tiny_bert_config, r=16)
+    opt = torch.optim.AdamW(param_groups(model, unit="block", lora="delta"), lr=1e-2)
+    tb = TempBalance(model, opt, unit="block", lora="delta", min_eigs=5, xmin_pos=1.5, interval=1)
+    x, y = torch.randint(0, 100, (8, 16)), torch.randint(0, 2, (8,))
+    for _ in range(2):  # B = 0 at the start: the update has no spectrum until a step has been taken
+        model(input_ids=x, labels=y).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert all(math.isfinite(a) for a in tb.alphas.values()), tb.alphas
+    tb.remove()
 
 
 def test_lora_delta_warns_for_units_whose_adapters_cannot_be_fit(tiny_bert_config):

@@ -135,7 +135,9 @@ class TempBalance:
         self.optimizer = unwrap_optimizer(optimizer)
         self.plan = plan_from_config(model, self.config)
         if self.config.lora == "delta":
-            check_lora_delta_ranks(model, self.plan, self.config.min_eigs)
+            check_lora_delta_ranks(
+                model, self.plan, self.config.min_eigs, self.config.xmin, self.config.xmin_pos
+            )
         if not self.plan.units:
             raise ValueError(
                 f"unit={self.config.unit!r} found no balanced units in {type(model).__name__}"

@@ -360,11 +360,16 @@ def _norms_following_layers(model: nn.Module, module_units: dict[str, str | None
     return out
 
 
-def check_lora_delta_ranks(model: nn.Module, plan: UnitPlan, min_eigs: int) -> None:
+def check_lora_delta_ranks(
+    model: nn.Module, plan: UnitPlan, min_eigs: int, xmin: str | float = "fixed", xmin_pos: float = 2.0
+) -> None:
     """With ``lora="delta"``, refuse plans whose LoRA updates can never be fit, warn when some units cannot be.
 
-    The update ``scaling * B A`` of a rank-r adapter has at most r nonzero eigenvalues, so with r < ``min_eigs``
-    its alpha is NaN at every recompute. A unit made only of such layers has no alpha and keeps factor 1 forever.
+    The update ``scaling * B A`` of a rank-r adapter on an N-eigenvalue matrix has at most r nonzero eigenvalues.
+    A fit needs at least ``min_eigs`` of them, and with ``xmin="fixed"`` the tail (the top N - floor(N / xmin_pos)
+    of all N eigenvalues, zeros counted as the papers count them) must lie among the nonzero ones: r >= N -
+    floor(N / xmin_pos), e.g. 128 for a 384-wide layer at xmin_pos 1.5. Below that the alpha is NaN at every
+    recompute, and a unit made only of such layers keeps factor 1 forever.
 
     Raises
     ------
@@ -373,29 +378,38 @@ def check_lora_delta_ranks(model: nn.Module, plan: UnitPlan, min_eigs: int) -> N
     """
     from ..spectral.matrices import lora_update_rank
 
-    ranks = {}
+    needed, ranks = {}, {}
     for layer in plan.layers:
         if layer.kind == "lora":
+            n_eigs = min(layer.matrix_shape)
             rank = lora_update_rank(model.get_submodule(layer.name))
-            ranks[layer.name] = rank if rank is not None else min(layer.matrix_shape)
-    short = {name: r for name, r in ranks.items() if r < min_eigs}
+            ranks[layer.name] = rank if rank is not None else n_eigs
+            tail = n_eigs - int(n_eigs / xmin_pos) if xmin == "fixed" else 0
+            needed[layer.name] = max(min_eigs, tail)
+    short = {name: r for name, r in ranks.items() if r < needed[name]}
     blind = [u.name for u in plan.units.values() if all(name in short for name in u.layers)]
     if not blind:
         return
     worst = max(short.values())
+    need = min(needed[name] for name in short)
     advice = (
-        "use lora='effective' (the spectrum of W + scaling * B A), adapters of rank >= min_eigs, or a smaller "
-        "min_eigs (a tail of a third of r eigenvalues is a very noisy fit)"
+        "use lora='effective' (the spectrum of W + scaling * B A), adapters of larger rank, xmin='ks' or 'peak' "
+        "(tails drawn from the nonzero eigenvalues only) or a smaller min_eigs (a tail of a few eigenvalues is a "
+        "very noisy fit)"
+    )
+    reason = f"fewer nonzero eigenvalues than the fit needs ({need}: min_eigs={min_eigs}" + (
+        f", and with xmin='fixed' the top 1/{xmin_pos:g} of the spectrum must be nonzero)"
+        if xmin == "fixed"
+        else ")"
     )
     if len(blind) == len(plan.units):
         raise ValueError(
-            f"lora='delta': every balanced unit holds only LoRA updates of rank <= {worst}, fewer nonzero "
-            f"eigenvalues than min_eigs={min_eigs}, so no alpha can ever be fit and TempBalance would balance "
-            "nothing; " + advice
+            f"lora='delta': every balanced unit holds only LoRA updates of rank <= {worst}, {reason}, so no alpha "
+            "can ever be fit and TempBalance would balance nothing; " + advice
         )
     shown = ", ".join(blind[:3]) + (", ..." if len(blind) > 3 else "")
     warnings.warn(
         f"lora='delta': {len(blind)} of {len(plan.units)} units ({shown}) hold only LoRA updates of rank <= "
-        f"{worst} < min_eigs={min_eigs}: their alpha is always NaN and their factor stays 1; " + advice,
+        f"{worst}, {reason}: their alpha is always NaN and their factor stays 1; " + advice,
         stacklevel=3,
     )
