@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..spectral.powerlaw import fixed_xmin_index
+
 __all__ = ["LayerFit", "LayerMeasurer", "MeasureOutcome", "alpha_change_bound", "spectral_norm_bounds"]
 
 _FLOAT32_EPS = float(np.finfo(np.float32).eps)
@@ -139,7 +141,7 @@ def alpha_change_bound(
     if delta == 0:
         return 0.0
     sigma = np.sqrt(np.sort(np.asarray(eigenvalues, dtype=np.float64)))
-    start = int(sigma.size / xmin_pos)
+    start = fixed_xmin_index(sigma.size, xmin_pos)
     if start > sigma.size - 2:
         return math.inf
     floor = (

@@ -377,6 +377,7 @@ def check_lora_delta_ranks(
         No unit holds a layer that can be fit: TempBalance would balance nothing.
     """
     from ..spectral.matrices import lora_update_rank
+    from ..spectral.powerlaw import fixed_xmin_index
 
     needed, ranks = {}, {}
     for layer in plan.layers:
@@ -384,7 +385,7 @@ def check_lora_delta_ranks(
             n_eigs = min(layer.matrix_shape)
             rank = lora_update_rank(model.get_submodule(layer.name))
             ranks[layer.name] = rank if rank is not None else n_eigs
-            tail = n_eigs - int(n_eigs / xmin_pos) if xmin == "fixed" else 0
+            tail = n_eigs - fixed_xmin_index(n_eigs, xmin_pos) if xmin == "fixed" else 0
             needed[layer.name] = max(min_eigs, tail)
     short = {name: r for name, r in ranks.items() if r < needed[name]}
     blind = [u.name for u in plan.units.values() if all(name in short for name in u.layers)]

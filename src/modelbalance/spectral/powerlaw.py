@@ -127,6 +127,17 @@ def _prepare(eigenvalues) -> np.ndarray:
     return np.sort(eigs)
 
 
+def fixed_xmin_index(num_eigs: int, xmin_pos: float) -> int:
+    """Index of xmin among all ``num_eigs`` sorted eigenvalues under the fixed rule: floor(N / xmin_pos).
+
+    Zeros count (as the papers count them), so the tail is the top ``num_eigs - fixed_xmin_index(...)`` values.
+
+    >>> fixed_xmin_index(384, 1.5), fixed_xmin_index(6, 2.0)
+    (256, 3)
+    """
+    return int(num_eigs / xmin_pos)
+
+
 def hill_alpha(tail_sum_log: np.ndarray, num_tail: np.ndarray) -> np.ndarray:
     """alpha = 1 + k / sum ln(lambda / xmin), elementwise; inf where the tail is flat."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -179,7 +190,7 @@ def fit_power_law(
     total = eigs.size
     # The fixed position counts every eigenvalue, zeros included (as the papers do), so that round-off zeros of
     # a full-rank matrix never shift xmin; the tail itself must be positive.
-    fixed_start = int(total / cfg.xmin_pos) if total else 0
+    fixed_start = fixed_xmin_index(total, cfg.xmin_pos)
     eigs = eigs[eigs > 0]
     n = eigs.size
     if n < 2:
