@@ -74,6 +74,11 @@ def test_bad_values_name_the_field(tmp_path, text, message):
         ExperimentConfig.from_file(tmp_path / "c.toml")
 
 
+def _child(text: str, parent: str = "epochs = 3\n") -> dict[str, str]:
+    """Files for a case read from c.toml: a config that extends p.toml and adds ``text``."""
+    return {"c.toml": 'extends = "p.toml"\n' + text, "p.toml": parent}
+
+
 @pytest.mark.parametrize(
     ("files", "error", "message"),
     [
@@ -95,38 +100,32 @@ def test_bad_values_name_the_field(tmp_path, text, message):
         ),
         ({"c.toml": 'unset = ["epochs"]\nepochs = 3\n'}, ValueError, "unset .* needs extends"),
         (
-            {
-                "c.toml": 'extends = "p.toml"\nunset = ["task_params.noise"]\n',
-                "p.toml": "[task_params]\nn = 8\n",
-            },
+            _child('unset = ["task_params.noise"]\n', parent="[task_params]\nn = 8\n"),
             ValueError,
             r"c\.toml: unset names task_params\.noise, which the config it extends does not set",
         ),
         (
-            {"c.toml": 'extends = "p.toml"\nunset = "epochs"\n', "p.toml": "epochs = 3\n"},
+            _child('unset = "epochs"\n'),
             ValueError,
             "unset must be a list of setting names",
         ),
         (
-            {"c.toml": 'extends = "p.toml"\nunset = ["epochs.x"]\n', "p.toml": "epochs = 3\n"},
+            _child('unset = ["epochs.x"]\n'),
             ValueError,
             "unset names epochs.x, but the config it extends sets as a value, not a table epochs",
         ),
         (
-            {
-                "c.toml": 'extends = "p.toml"\nunset = ["task_params..n"]\n',
-                "p.toml": "[task_params]\nn = 8\n",
-            },
+            _child('unset = ["task_params..n"]\n', parent="[task_params]\nn = 8\n"),
             ValueError,
             r"unset name 'task_params\.\.n' has an empty part",
         ),
         (
-            {"c.toml": 'extends = "p.toml"\nunset = ["epochs", "epochs"]\n', "p.toml": "epochs = 3\n"},
+            _child('unset = ["epochs", "epochs"]\n'),
             ValueError,
             "unset names epochs more than once",
         ),
         (
-            {"c.toml": 'extends = "p.toml"\n[experiment]\nextends = "p.toml"\n', "p.toml": "epochs = 3\n"},
+            _child('[experiment]\nextends = "p.toml"\n'),
             ValueError,
             r"extends is given both above and inside \[experiment\]",
         ),
