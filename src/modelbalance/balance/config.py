@@ -108,7 +108,8 @@ class TempBalanceConfig:
     min_eigs: int = _help("Layers with fewer eigenvalues get alpha NaN and keep factor 1.", 10)
     lora: str = _help(
         "What a LoRA layer's spectrum is: 'effective' (W + scaling * B A), 'delta' (scaling * B A alone; frozen "
-        "layers are then left out, and adapters of rank < min_eigs are refused) or 'base'.",
+        "layers are then left out, and adapters too small to fit are refused: rank < min_eigs, or with xmin='fixed' "
+        "rank < the tail's size) or 'base'.",
         "effective",
     )
     spectral_conv: bool = _help(

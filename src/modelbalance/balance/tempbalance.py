@@ -136,7 +136,7 @@ class TempBalance:
         self.plan = plan_from_config(model, self.config)
         if self.config.lora == "delta":
             check_lora_delta_ranks(
-                model, self.plan, self.config.min_eigs, self.config.xmin, self.config.xmin_pos
+                model, self.plan, self.config.min_eigs, xmin=self.config.xmin, xmin_pos=self.config.xmin_pos
             )
         if not self.plan.units:
             raise ValueError(

@@ -361,7 +361,7 @@ def _norms_following_layers(model: nn.Module, module_units: dict[str, str | None
 
 
 def check_lora_delta_ranks(
-    model: nn.Module, plan: UnitPlan, min_eigs: int, xmin: str | float = "fixed", xmin_pos: float = 2.0
+    model: nn.Module, plan: UnitPlan, min_eigs: int, *, xmin: str | float, xmin_pos: float
 ) -> None:
     """With ``lora="delta"``, refuse plans whose LoRA updates can never be fit, warn when some units cannot be.
 
