@@ -173,6 +173,26 @@ def test_lora_balances_adapter_parameters_only():
             assert all("lora_" in names[id(p)] for p in group["params"]), group["name"]
 
 
+def test_lora_on_mpnet_targets_its_query_and_value_projections_where_peft_has_no_default():
+    transformers = pytest.importorskip("transformers")
+    from modelbalance.experiments.models.lora import apply_lora
+
+    config = transformers.MPNetConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=2,
+    )
+    model = apply_lora(transformers.MPNetForSequenceClassification(config), {"r": 2})
+    adapted = {n.rsplit(".lora_A", 1)[0] for n, _ in model.named_parameters() if ".lora_A" in n}
+    expected = {f"layer.{i}.attention.attn.{m}" for i in range(2) for m in ("q", "v")}
+    assert {a.split("encoder.", 1)[1] for a in adapted} == expected
+    with pytest.raises(ValueError, match="target_modules"):  # a name this model lacks still says what to set
+        apply_lora(transformers.MPNetForSequenceClassification(config), {"r": 2, "target_modules": ["query"]})
+
+
 def test_lora_wrapping_is_quiet_about_peft_internals():
     from modelbalance.experiments.models.lora import apply_lora
     from modelbalance.experiments.registry import MODELS

@@ -19,11 +19,16 @@ import torch
 
 DEFAULTS: dict[str, Any] = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": None}
 
+# Architectures for which peft has no default targets; named like its defaults for BERT and RoBERTa (the attention's
+# query and value projections), so that ``--model mpnet --set finetune=lora`` works as it does for BERT.
+EXTRA_TARGETS: dict[str, list[str]] = {"mpnet": ["q", "v"]}
+
 
 def apply_lora(model: torch.nn.Module, settings: dict[str, Any] | None = None) -> torch.nn.Module:
     """``model`` wrapped by peft with LoRA adapters; ``settings``: r, alpha, dropout, target_modules.
 
-    ``target_modules=None`` takes peft's default for the architecture (query and value projections for BERT).
+    ``target_modules=None`` takes peft's default for the architecture (query and value projections for BERT), or
+    :data:`EXTRA_TARGETS` where peft has none (MPNet).
 
     Examples
     --------
@@ -43,12 +48,15 @@ def apply_lora(model: torch.nn.Module, settings: dict[str, Any] | None = None) -
         raise ValueError(f"LoRA rank r must be a positive integer, got {r!r}")
     if not 0 <= float(options["dropout"]) < 1:
         raise ValueError(f"LoRA dropout must lie in [0, 1), got {options['dropout']}")
+    targets = options["target_modules"]
+    if targets is None:
+        targets = EXTRA_TARGETS.get(getattr(getattr(model, "config", None), "model_type", None))
     config = peft.LoraConfig(
         task_type=peft.TaskType.SEQ_CLS if hasattr(model, "config") else None,
         r=r,
         lora_alpha=float(options["alpha"]),
         lora_dropout=float(options["dropout"]),
-        target_modules=options["target_modules"],
+        target_modules=targets,
     )
     try:
         with warnings.catch_warnings():
