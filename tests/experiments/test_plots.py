@@ -206,6 +206,66 @@ def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_pat
     assert refused.returncode != 0 and "different cells or configurations" in refused.stderr
 
 
+def test_overview_pools_each_arm_from_its_own_folders_and_holm_adjusts_tb_over_cells(tmp_path):
+    """The overview reads each cell's arms from the folders overview.toml names, compares them with the
+    baseline seed for seed, and adjusts TB's p-values over all cells at once."""
+    results = tmp_path / "results"
+    frame = kshot_frame([4, 16], seeds=6)
+    placebo = frame[frame["method"] == "tb"].assign(
+        method="tb_shuffle", accuracy=lambda f: f["accuracy"] - 0.02
+    )
+    frame = pd.concat([frame, placebo])
+    for k in (4, 16):
+        for name, seeds in ((f"k{k}", range(0, 3)), (f"k{k}_confirm", range(3, 6))):
+            (results / name).mkdir(parents=True)
+            at = frame[(frame["shots"] == k) & frame["seed"].isin(seeds)]
+            at.to_csv(results / name / "results.csv", index=False)
+    cells = tmp_path / "cells.toml"
+    cells.write_text(
+        "\n".join(
+            [
+                "[[cell]]",
+                'task = "spam"\nmodel = "m"\nfinetune = "full"\nper_class = 4',
+                'tb = ["k4", "k4_confirm"]\nplacebo = ["k4"]\nnote = "three placebo seeds"',
+                "[[cell]]",
+                'task = "spam"\nmodel = "m"\nfinetune = "full"\nper_class = 16\ntb = ["k16"]',
+            ]
+        )
+    )
+    script = ROOT / "benchmarks" / "nlp_study" / "overview.py"
+
+    def overview(cells_file):
+        command = [sys.executable, str(script), "--cells", str(cells_file), "--results", str(results)]
+        return subprocess.run([*command, "--out", str(tmp_path / "out")], capture_output=True, text=True)
+
+    done = overview(cells)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "out" / "overview.csv")
+    assert list(zip(table["per_class"], table["arm"], table["n"])) == [
+        (4, "TB", 6),
+        (4, "placebo", 3),
+        (16, "TB", 3),
+    ]
+    at4 = frame[frame["shots"] == 4].pivot_table(index="seed", columns="method", values="accuracy")
+    assert table["gain"].iloc[0] == pytest.approx(at4["tb"].mean() / at4["baseline"].mean() - 1)
+    first3 = at4.loc[[0, 1, 2]]
+    assert table["gain"].iloc[1] == pytest.approx(first3["tb_shuffle"].mean() / first3["baseline"].mean() - 1)
+    tb = table[table["arm"] == "TB"]
+    assert (tb["p_holm_tb"] >= tb["p"] - 1e-12).all() and (tb["p_holm_tb"] <= 2 * tb["p"] + 1e-12).all()
+    assert table.loc[table["arm"] == "placebo", "p_holm_tb"].isna().all()  # Holm covers TB's rows only
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| spam | m | full | 16 | 3 |" in summary and "not run | not run |" in summary
+    assert (tmp_path / "out" / "plots" / "gains.png").is_file()
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[cell]]\ntask = "spam"\nmodel = "m"\nfinetune = "full"\nper_class = 4\ntb = ["k8"]')
+    refused = overview(bad)
+    assert refused.returncode != 0 and "not found" in refused.stderr
+    bad.write_text('[[cell]]\ntask = "spam"\nmodel = "m"\nper_class = 4\ntb = ["k4"]\nshots = 4')
+    refused = overview(bad)
+    assert refused.returncode != 0 and "unknown keys ['shots'], missing ['finetune']" in refused.stderr
+
+
 def test_the_tuning_plot_names_kshot_panels_and_tells_settings_apart(tmp_path, figures):
     """A method tuned over lr x strength draws one line per strength, each in its own shade; the panel is 4/class."""
     rows = [
@@ -223,3 +283,16 @@ def test_the_tuning_plot_names_kshot_panels_and_tells_settings_apart(tmp_path, f
     tb_lines = [line for line in ax.get_lines() if line.get_label().startswith("tb (")]
     assert [line.get_label() for line in tb_lines] == [f"tb (strength={s:g})" for s in (0.25, 0.5, 1.0)]
     assert len({line.get_color() for line in tb_lines}) == 3
+
+
+def test_the_committed_overview_reads_the_published_studies(tmp_path):
+    """overview.toml names published folders that pool cleanly: one TB row per cell, every gain finite."""
+    script = ROOT / "benchmarks" / "nlp_study" / "overview.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "out" / "overview.csv")
+    cells = table.groupby(["task", "model", "finetune", "per_class"]).ngroups
+    assert (table["arm"] == "TB").sum() == cells
+    assert np.isfinite(table["gain"]).all() and (table["n"] >= 5).all()
