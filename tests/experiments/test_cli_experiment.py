@@ -156,6 +156,28 @@ def test_set_reaches_any_config_field(tmp_path, capsys):
     assert code == 2 and "did you mean 'min_lr_ratio'" in stderr
 
 
+def test_set_with_a_dotted_key_sets_one_entry_of_a_table_field(tmp_path, capsys):
+    import json
+
+    config = tmp_path / "base.toml"
+    config.write_text(
+        'task = "toy"\nmodel = "mlp"\nfractions = [1.0]\nseeds = [0]\nmethods = ["baseline"]\nlrs = [0.01]\n'
+        "epochs = 1\ntask_params = { n_samples = 24, n_test = 4 }\n"
+    )
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(
+        ["experiment", "--config", config, "--out", out, "--no-progress", "--no-plots",
+         "--set", "task_params.n_test=6", "--set", "method_options.tb.min_eigs=12"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, stderr
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["task_params"] == {"n_samples": 24, "n_test": 6}  # the file's other entry is kept
+    assert saved["method_options"] == {"tb": {"min_eigs": 12}}
+    code, _, stderr = run_cli([*TINY, "--out", tmp_path / "o2", "--set", "lr_grid.x=1"], capsys)
+    assert code == 2 and "'lr_grid' is not a table field" in stderr
+
+
 def test_plugin_method_failure_is_recorded_and_exit_status_is_1(tmp_path, capsys):
     plugin = tmp_path / "explode_plugin.py"
     plugin.write_text(

@@ -147,7 +147,8 @@ def _register_experiment(subparsers) -> None:
         type=_key_values,
         action="append",
         default=[],
-        help="any other config field, e.g. min_lr_ratio=0.1, momentum=0.8, step_gamma=0.3 (repeatable)",
+        help="any other config field, e.g. min_lr_ratio=0.1, momentum=0.8, step_gamma=0.3, or one entry of a "
+        'table field: lora.r=4, lora.target_modules=\'["q","v"]\' (repeatable)',
     )
     add("--out", metavar="DIR", help="results folder")
     add("--device", help="torch device (default: cuda if available, else cpu)")
@@ -263,6 +264,37 @@ _FLAG_FIELDS = (
 )
 
 
+def _with_sets(values: dict[str, Any], sets: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``values`` with ``--set`` applied; ``FIELD.KEY[.KEY]=VALUE`` sets one entry of a table field (``lora.r=4``,
+    ``task_params.max_length=64``, ``method_options.tb.min_eigs=12``) and keeps its other entries."""
+    import dataclasses
+
+    from modelbalance.experiments.config import ExperimentConfig
+
+    tables = {f.name for f in dataclasses.fields(ExperimentConfig) if str(f.type).startswith("dict")}
+    values = dict(values)
+    for key, value in sets:
+        name, *path = key.split(".")
+        if not path:
+            values[name] = value
+            continue
+        if name not in tables:
+            raise ValueError(
+                f"--set {key}=...: {name!r} is not a table field; tables: {', '.join(sorted(tables))}"
+            )
+        if not all(path):
+            raise ValueError(f"--set {key}=...: empty key in {key!r}")
+        table = values[name] = dict(values.get(name) or {})
+        for part in path[:-1]:  # nested tables (method_options.tb...) are copied, never edited in place
+            inner = table.get(part) or {}
+            if not isinstance(inner, dict):
+                raise ValueError(f"--set {key}=...: {name}.{part} is {inner!r}, not a table")
+            table[part] = dict(inner)
+            table = table[part]
+        table[path[-1]] = value
+    return values
+
+
 def build_config(args: argparse.Namespace):
     """ExperimentConfig from defaults < config file (or, with --resume, the folder's saved config) < flags."""
     from modelbalance.experiments.config import (
@@ -283,7 +315,7 @@ def build_config(args: argparse.Namespace):
         if saved is None:
             raise ValueError(f"--resume: {args.out} holds no config.json to resume")
         values = saved.to_dict()
-    values = {**values, **dict(args.set)}
+    values = _with_sets(values, args.set)
     axis_flags = [name for name in SUBSET_AXES if getattr(args, name) is not None]
     if len(axis_flags) > 1:
         raise ValueError(f"give one of --fractions, --sizes or --shots, not {' and '.join(axis_flags)}")
