@@ -25,7 +25,9 @@ from modelbalance.experiments.stats import holm, paired_comparison
 HERE = Path(__file__).resolve().parent
 # comparison key in overview.toml -> (method, label in the table and plot)
 ARMS = {"tb": ("tb", "TB"), "placebo": ("tb_shuffle", "placebo"), "llrd": ("llrd", "LLRD")}
-CELL_KEYS = {"task", "model", "finetune", "per_class", "note", *ARMS}
+CELL_KEYS = {"task", "model", "finetune", "per_class", "rate", "note", *ARMS}
+# what tells two cells apart; "rate" is "tuned" (each method its validation pick) or the one rate every arm ran at
+KEY = ["task", "model", "finetune", "per_class", "rate"]
 
 
 def read_cells(path: Path) -> list[dict]:
@@ -81,6 +83,7 @@ def overview(cells: list[dict], results: Path) -> pd.DataFrame:
                     "model": cell["model"],
                     "finetune": cell["finetune"],
                     "per_class": cell["per_class"],
+                    "rate": str(cell.get("rate", "tuned")),
                     "arm": label,
                     "folders": " + ".join(cell[key]),
                     "note": cell.get("note", ""),
@@ -106,15 +109,15 @@ def _gain(row) -> str:
 
 def markdown(frame: pd.DataFrame) -> str:
     lines = [
-        "| task | model | fine-tuning | per class | seeds | baseline accuracy | TB vs baseline | Holm (TB, all cells) "
-        "| placebo vs baseline | LLRD vs baseline | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | model | fine-tuning | per class | rate | seeds | baseline accuracy | TB vs baseline "
+        "| Holm (TB, all cells) | placebo vs baseline | LLRD vs baseline | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for _, group in frame.groupby(["task", "model", "finetune", "per_class"], sort=False):
+    for _, group in frame.groupby(KEY, sort=False):
         arms = {row.arm: row for row in group.itertuples()}
         tb = arms["TB"]
         lines.append(
-            f"| {tb.task} | {tb.model} | {tb.finetune} | {tb.per_class} | {tb.n} "
+            f"| {tb.task} | {tb.model} | {tb.finetune} | {tb.per_class} | {tb.rate} | {tb.n} "
             f"| {tb.baseline_mean:.3f} ± {tb.baseline_std:.3f} | {_gain(tb)} | {_p(tb.p_holm_tb)} "
             f"| {_gain(arms['placebo']) if 'placebo' in arms else 'not run'} "
             f"| {_gain(arms['LLRD']) if 'LLRD' in arms else 'not run'} | {tb.note} |"
@@ -128,7 +131,7 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cells = list(frame.groupby(["task", "model", "finetune", "per_class"], sort=False).groups)
+    cells = list(frame.groupby(KEY, sort=False).groups)
     colours = {"TB": "tab:blue", "placebo": "tab:gray", "LLRD": "tab:orange"}
     offsets = {"TB": -0.22, "placebo": 0.0, "LLRD": 0.22}
     # TB's gains are about 1%: a scale wide enough for LLRD's collapses would hide them, so the axis stops at
@@ -137,9 +140,7 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 0.42 * len(cells) + 1.4))
     for arm, colour in colours.items():
         part = frame[frame["arm"] == arm]
-        y = np.array(
-            [cells.index(k) + offsets[arm] for k in zip(part.task, part.model, part.finetune, part.per_class)]
-        )
+        y = np.array([cells.index(k) + offsets[arm] for k in zip(*(part[c] for c in KEY))])
         gain, low, high = (100 * part[c].to_numpy() for c in ("gain", "ci_low", "ci_high"))
         shown = np.clip(gain, -limit, limit)
         err = np.vstack([shown - np.clip(low, -limit, limit), np.clip(high, -limit, limit) - shown])
@@ -157,7 +158,7 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
                     color=colour,
                 )
     previous = None
-    for i, (task, model, finetune, _) in enumerate(
+    for i, (task, model, finetune, *_) in enumerate(
         cells
     ):  # a rule between groups of one task, model and mode
         if previous is not None and previous != (task, model, finetune):
@@ -166,9 +167,14 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlim(-limit - 0.3, limit + 0.3)
     ax.set_yticks(range(len(cells)))
-    ax.set_yticklabels([f"{task} · {model} · {finetune} · {k}/class" for task, model, finetune, k in cells])
+    ax.set_yticklabels(
+        [
+            f"{task} · {model} · {finetune} · {k}/class" + ("" if rate == "tuned" else f" · lr {rate}")
+            for task, model, finetune, k, rate in cells
+        ]
+    )
     ax.invert_yaxis()
-    ax.set_xlabel("gain in test accuracy over the equally tuned baseline, % (95% CI over seed pairs)")
+    ax.set_xlabel("gain in test accuracy over the baseline (equally tuned, or at the same rate), % (95% CI)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()

@@ -228,7 +228,7 @@ def test_overview_pools_each_arm_from_its_own_folders_and_holm_adjusts_tb_over_c
                 'task = "spam"\nmodel = "m"\nfinetune = "full"\nper_class = 4',
                 'tb = ["k4", "k4_confirm"]\nplacebo = ["k4"]\nnote = "three placebo seeds"',
                 "[[cell]]",
-                'task = "spam"\nmodel = "m"\nfinetune = "full"\nper_class = 16\ntb = ["k16"]',
+                'task = "spam"\nmodel = "m"\nfinetune = "full"\nper_class = 16\nrate = "3e-4"\ntb = ["k16"]',
             ]
         )
     )
@@ -254,7 +254,11 @@ def test_overview_pools_each_arm_from_its_own_folders_and_holm_adjusts_tb_over_c
     assert (tb["p_holm_tb"] >= tb["p"] - 1e-12).all() and (tb["p_holm_tb"] <= 2 * tb["p"] + 1e-12).all()
     assert table.loc[table["arm"] == "placebo", "p_holm_tb"].isna().all()  # Holm covers TB's rows only
     summary = (tmp_path / "out" / "summary.md").read_text()
-    assert "| spam | m | full | 16 | 3 |" in summary and "not run | not run |" in summary
+    assert (
+        "| spam | m | full | 4 | tuned | 6 |" in summary
+        and "| spam | m | full | 16 | 3e-4 | 3 |" in summary
+        and "not run | not run |" in summary
+    )
     assert (tmp_path / "out" / "plots" / "gains.png").is_file()
 
     bad = tmp_path / "bad.toml"
@@ -293,6 +297,6 @@ def test_the_committed_overview_reads_the_published_studies(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(tmp_path / "out" / "overview.csv")
-    cells = table.groupby(["task", "model", "finetune", "per_class"]).ngroups
+    cells = table.groupby(["task", "model", "finetune", "per_class", "rate"]).ngroups
     assert (table["arm"] == "TB").sum() == cells
     assert np.isfinite(table["gain"]).all() and (table["n"] >= 5).all()
