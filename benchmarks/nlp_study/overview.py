@@ -174,7 +174,7 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
         ]
     )
     ax.invert_yaxis()
-    ax.set_xlabel("gain in test accuracy over the baseline (equally tuned, or at the same rate), % (95% CI)")
+    ax.set_xlabel("accuracy gain over the baseline (tuned, or at the same rate), %, 95% CI")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
