@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 # this folder's script (Python puts a script's folder on sys.path)
-from seed_pool import pooled
+from seed_pool import format_p, pooled
 
+from modelbalance.experiments.config import read_config_file
 from modelbalance.experiments.stats import holm, paired_comparison
 
 HERE = Path(__file__).resolve().parent
@@ -31,11 +32,7 @@ KEY = ["task", "model", "finetune", "per_class", "rate"]
 
 
 def read_cells(path: Path) -> list[dict]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    cells = tomllib.loads(path.read_text()).get("cell", [])
+    cells = read_config_file(path).get("cell", [])
     if not cells:
         raise SystemExit(f"{path}: no [[cell]] tables")
     for i, cell in enumerate(cells):
@@ -61,7 +58,6 @@ def compare(folders: list[Path], method: str) -> dict:
         "p": result.p_ttest,
         "baseline_mean": float(table["baseline"].mean()),
         "baseline_std": float(table["baseline"].std(ddof=1)) if len(table) > 1 else np.nan,
-        "n_train": None,
     }
 
 
@@ -90,21 +86,16 @@ def overview(cells: list[dict], results: Path) -> pd.DataFrame:
                     **row,
                 }
             )
-    frame = pd.DataFrame(rows).drop(columns="n_train")
+    frame = pd.DataFrame(rows)
     is_tb = frame["arm"] == "TB"
     frame["p_holm_tb"] = np.nan
     frame.loc[is_tb, "p_holm_tb"] = holm(frame.loc[is_tb, "p"].tolist())
     return frame
 
 
-def _p(value: float) -> str:
-    if not np.isfinite(value):
-        return "—"
-    return "<0.001" if value < 0.001 else f"{value:.2g}"
-
-
 def _gain(row) -> str:
-    return f"{row.gain:+.1%} [{row.ci_low:+.1%}, {row.ci_high:+.1%}], {row.wins}/{row.n}, p {_p(row.p)}"
+    interval = f"[{row.ci_low:+.1%}, {row.ci_high:+.1%}]"
+    return f"{row.gain:+.1%} {interval}, {row.wins}/{row.n}, p {format_p(row.p)}"
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -118,7 +109,7 @@ def markdown(frame: pd.DataFrame) -> str:
         tb = arms["TB"]
         lines.append(
             f"| {tb.task} | {tb.model} | {tb.finetune} | {tb.per_class} | {tb.rate} | {tb.n} "
-            f"| {tb.baseline_mean:.3f} ± {tb.baseline_std:.3f} | {_gain(tb)} | {_p(tb.p_holm_tb)} "
+            f"| {tb.baseline_mean:.3f} ± {tb.baseline_std:.3f} | {_gain(tb)} | {format_p(tb.p_holm_tb)} "
             f"| {_gain(arms['placebo']) if 'placebo' in arms else 'not run'} "
             f"| {_gain(arms['LLRD']) if 'LLRD' in arms else 'not run'} | {tb.note} |"
         )

@@ -109,13 +109,14 @@ def report(frame: pd.DataFrame, pairs: list[tuple[str, str]], metric: str, direc
     for (a, b, result, per_batch, welch), p_holm in zip(rows, adjusted):
         lines.append(
             f"| {a} vs {b} | {result.n} | {result.gain:+.1%} | [{result.ci_low:+.1%}, {result.ci_high:+.1%}] "
-            f"| {result.wins}/{result.n} | {_p(result.p_ttest)} | {_p(p_holm)} | {_p(result.p_wilcoxon)} "
-            f"| {'; '.join(per_batch)} | {_p(welch)} |"
+            f"| {result.wins}/{result.n} | {format_p(result.p_ttest)} | {format_p(p_holm)} "
+            f"| {format_p(result.p_wilcoxon)} "
+            f"| {'; '.join(per_batch)} | {format_p(welch)} |"
         )
     return "\n".join(lines)
 
 
-def _p(value: float) -> str:
+def format_p(value: float) -> str:
     if not np.isfinite(value):  # one batch: nothing to test the batches against
         return "—"
     return "<0.001" if value < 0.001 else f"{value:.2g}"
