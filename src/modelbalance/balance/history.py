@@ -74,7 +74,7 @@ def upgrade_record(row: dict, metric: str) -> dict:
     return record(metric, value, measured, stderr, **old)
 
 
-def recompute_log_line(step: int, rows: list[dict], refit: int, skipped: int) -> str:
+def recompute_log_line(step: int, rows: list[dict], refit: int, skipped: int, reused: int = 0) -> str:
     """One concise line summarising a recompute, naming the metric of the rows."""
     metric = rows[0].get("metric", "alpha") if rows else "alpha"
     values = np.array([r.get(metric, r.get("alpha")) for r in rows], dtype=float)
@@ -89,7 +89,7 @@ def recompute_log_line(step: int, rows: list[dict], refit: int, skipped: int) ->
     return (
         f"TempBalance step {step}: {len(rows)} units, {value_part}, factor "
         f"{factors.min():.2f}..{factors.max():.2f}, {nan_units} without {metric}, layers refit {refit}, "
-        f"skipped {skipped}"
+        f"skipped {skipped}" + (f", frozen reused {reused}" if reused else "")
     )
 
 

@@ -26,6 +26,12 @@ vanish do not move the tail; only the tail itself must stay above that floor. ``
 decomposition: a few power iterations give a lower bound (a quick "no"), ``||dW||_F`` and ``tr((dW^H
 dW)^4)^(1/8)`` (two matrix products, at most ``rank^(1/8)`` above the truth) upper bounds. The bound is for
 exact spectra; float32 fits carry ~1e-6 noise on alpha besides.
+
+Frozen layers. A layer all of whose weights the optimizer cannot change (no ``requires_grad``, or in no param
+group: the base weights beside LoRA adapters, a frozen encoder) has the same spectrum at every recompute, so
+:class:`FrozenLayers` lets the balancer fit it once and reuse that fit, exactly, for as long as it stays frozen
+and its weights' version counters (bumped by every in-place change, ``load_state_dict`` included) stay the same.
+Writes through ``.data`` bypass those counters; after such a write, call :meth:`FrozenLayers.forget`.
 """
 
 from __future__ import annotations
@@ -37,10 +43,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from ..spectral.powerlaw import fixed_xmin_index
 
-__all__ = ["LayerFit", "LayerMeasurer", "MeasureOutcome", "alpha_change_bound", "spectral_norm_bounds"]
+__all__ = [
+    "FrozenLayers",
+    "LayerFit",
+    "LayerMeasurer",
+    "MeasureOutcome",
+    "alpha_change_bound",
+    "spectral_norm_bounds",
+]
 
 _FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
@@ -318,6 +332,92 @@ class LayerMeasurer:
         if bound(cheap) <= self.skip_tolerance:
             return True
         return bound(tight()) <= self.skip_tolerance
+
+
+def _version_key(tensor: torch.Tensor) -> tuple[int, int] | None:
+    """Identity of a tensor's current values: storage address and in-place version (None if unreadable)."""
+    local = getattr(tensor, "_local_tensor", tensor)  # a DTensor's shard on this rank
+    try:
+        return local.data_ptr(), local._version
+    except (RuntimeError, AttributeError):
+        return None
+
+
+class FrozenLayers:
+    """Which balanced layers can keep their last fit because nothing has changed their weights since.
+
+    >>> import torch.nn as nn
+    >>> from modelbalance.spectral import extract_layers
+    >>> model = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 64))
+    >>> model[0].requires_grad_(False)
+    Linear(in_features=64, out_features=64, bias=True)
+    >>> layers = extract_layers(model)
+    >>> frozen = FrozenLayers(model, layers)
+    >>> frozen.record(layers, trained=set())               # at a snapshot: remember the frozen layers' weights
+    >>> frozen.reusable(layers, trained={id(p) for p in model[1].parameters()}, fits={"0": None, "1": None})
+    ['0']
+
+    A layer is reusable when it has a fit, every parameter it reads is frozen now (``requires_grad`` off, or in
+    no param group) and each of them has the storage and version counter it had when the fit's snapshot was
+    taken. A layer reading any tensor that is not a parameter of the model is never reused.
+    """
+
+    def __init__(self, model: nn.Module, layers: list):
+        params = dict(model.named_parameters(remove_duplicate=False))
+        self._sources: dict[str, list[torch.Tensor] | None] = {}
+        for layer in layers:
+            names = tuple(layer.param_names)
+            ok = bool(names) and all(n in params for n in names)
+            self._sources[layer.name] = [params[n] for n in names] if ok else None
+        self._versions: dict[str, tuple] = {}
+
+    def _frozen(self, name: str, trained: set[int]) -> bool:
+        sources = self._sources.get(name)
+        return sources is not None and all(not (t.requires_grad and id(t) in trained) for t in sources)
+
+    def _key(self, name: str) -> tuple | None:
+        keys = tuple(_version_key(t) for t in self._sources[name])
+        return None if any(k is None for k in keys) else keys
+
+    def record(self, layers: list, trained: set[int]) -> None:
+        """Remember the weights of the frozen ones among ``layers``, which are being snapshotted now."""
+        for layer in layers:
+            self._versions.pop(layer.name, None)
+            if self._frozen(layer.name, trained):
+                key = self._key(layer.name)
+                if key is not None:
+                    self._versions[layer.name] = key
+
+    def reusable(self, layers: list, trained: set[int], fits: dict) -> list[str]:
+        """Names of the layers among ``layers`` whose fit in ``fits`` still describes their weights."""
+        return [
+            layer.name
+            for layer in layers
+            if layer.name in fits
+            and layer.name in self._versions
+            and self._frozen(layer.name, trained)
+            and self._key(layer.name) == self._versions[layer.name]
+        ]
+
+    def names(self) -> list[str]:
+        """The layers recorded as frozen (for a state dict)."""
+        return sorted(self._versions)
+
+    def restore(self, names: list[str], trained: set[int]) -> None:
+        """After loading a state whose fits of ``names`` were taken on frozen weights: trust them as of now.
+
+        A later in-place change (e.g. loading the model's weights after the balancer's state) still refits.
+        """
+        self._versions = {}
+        for name in names:
+            if name in self._sources and self._frozen(name, trained):
+                key = self._key(name)
+                if key is not None:
+                    self._versions[name] = key
+
+    def forget(self) -> None:
+        """Refit every layer at the next recompute (after changing frozen weights through ``.data``)."""
+        self._versions = {}
 
 
 class BackgroundRunner:

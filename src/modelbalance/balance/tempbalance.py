@@ -28,7 +28,7 @@ from .composition import GroupScaler
 from .config import TempBalanceConfig
 from .factors import unit_factors, unit_metrics
 from .history import HistoryWriters, fields, recompute_log_line, record, shape_driven, upgrade_record
-from .measurement import BackgroundRunner, LayerFit, LayerMeasurer, MeasureOutcome
+from .measurement import BackgroundRunner, FrozenLayers, LayerFit, LayerMeasurer, MeasureOutcome
 from .optimizer_groups import match_group_units, unwrap_optimizer, warn_if_inert
 from .param_groups import plan_from_config
 from .state import plain_state
@@ -48,6 +48,7 @@ class _Pending:
     measured_step: int
     outcome: MeasureOutcome | None = None
     future: Future | None = None
+    reused: int = 0  # frozen layers that kept their fit (not in the outcome)
 
     def result(self) -> MeasureOutcome:
         if self.outcome is None:
@@ -116,7 +117,12 @@ class TempBalance:
     measurer : LayerMeasurer
         Snapshots and fits the layers at each recompute. Replaceable (e.g. by
         :func:`modelbalance.integrations.distributed.shard_measurement`): ``snapshot(layers, device)`` returns an
-        object with ``wait()``; ``run(snapshot, previous, references, step)`` returns a ``MeasureOutcome``.
+        object with ``wait()``; ``run(snapshot, previous, references, step)`` returns a ``MeasureOutcome`` for the
+        snapshot's layers.
+    frozen : FrozenLayers
+        Layers the optimizer cannot change (LoRA's frozen base layers, a frozen encoder) are fit once and keep
+        that fit while their weights stay the same (:class:`~modelbalance.balance.measurement.FrozenLayers`);
+        ``frozen.forget()`` refits them, e.g. after writing their weights through ``.data``.
     """
 
     def __init__(
@@ -155,6 +161,7 @@ class TempBalance:
             min_eigs=self.config.min_eigs,
             skip_tolerance=self.config.skip_tolerance,
         )
+        self.frozen = FrozenLayers(model, self.plan.layers)
         self._runner = BackgroundRunner() if self.config.asynchronous else None
         self._measure_device = torch.device("cpu") if self.config.measure_device == "cpu" else None
         self._scaler = GroupScaler(_TARGET_KEYS[self.config.target])
@@ -223,11 +230,20 @@ class TempBalance:
         """Call at the end of each epoch (``interval="epoch"``): requests a recompute at the current step."""
         self._advance(self._due(self.step_count, requested=True))
 
+    def _trained(self) -> set[int]:
+        return {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+
     def _begin_recompute(self, step: int) -> None:
         self._last_recompute_step = step
-        snapshot = self.measurer.snapshot(self.plan.layers, self._measure_device)
+        trained = self._trained()
+        reused = self.frozen.reusable(self.plan.layers, trained, self._fits)
+        common = getattr(self.measurer, "common", None)  # a sharded measurer: the ranks must agree
+        reused = set(common(reused) if common is not None else reused)
+        layers = [layer for layer in self.plan.layers if layer.name not in reused]
+        self.frozen.record(layers, trained)
+        snapshot = self.measurer.snapshot(layers, self._measure_device)
         previous, references = dict(self._fits), dict(self._references)
-        pending = _Pending(step + self.config.effective_apply_delay, step)
+        pending = _Pending(step + self.config.effective_apply_delay, step, reused=len(reused))
         if self._runner is None:
             pending.outcome = self.measurer.run(snapshot, previous, references, step)
         else:
@@ -239,17 +255,17 @@ class TempBalance:
     def _apply(self, pending: _Pending) -> None:
         outcome = pending.result()
         self._pending = None
-        self._fits.update(outcome.fits)
+        self._fits.update(outcome.fits)  # the outcome holds the layers measured; frozen ones kept their fit
         self._references.update(outcome.references)
         units = list(self.plan.units.values())
-        measured, stderrs = unit_metrics(units, outcome.fits, self.config.metric)
+        measured, stderrs = unit_metrics(units, self._fits, self.config.metric)
         used = np.array([self._smooth(unit.name, value) for unit, value in zip(units, measured, strict=True)])
         factors = unit_factors(units, used, stderrs, self.config)
         self.factors = {unit.name: float(f) for unit, f in zip(units, factors, strict=True)}
         self.alphas = {unit.name: float(a) for unit, a in zip(units, used, strict=True)}
         self.num_recomputes += 1
-        self._warn_nan(units, used, outcome.fits)
-        self._report(units, used, measured, stderrs, outcome)
+        self._warn_nan(units, used, self._fits)
+        self._report(units, used, measured, stderrs, outcome, pending.reused)
 
     def _smooth(self, unit: str, value: float) -> float:
         """EMA of a unit's alpha across recomputes; NaN measurements leave the average alone."""
@@ -271,7 +287,7 @@ class TempBalance:
                     stacklevel=2,
                 )
 
-    def _report(self, units, used, measured, stderrs, outcome: MeasureOutcome) -> None:
+    def _report(self, units, used, measured, stderrs, outcome: MeasureOutcome, reused: int) -> None:
         base = {}
         for group, unit in zip(self.optimizer.param_groups, self._group_units, strict=True):
             if unit is not None and unit not in base:
@@ -303,7 +319,9 @@ class TempBalance:
         if self.config.keep_history:
             self.history.extend(rows)
         self._writers.write(rows)
-        logger.info(recompute_log_line(self.step_count, rows, len(outcome.refit), len(outcome.skipped)))
+        logger.info(
+            recompute_log_line(self.step_count, rows, len(outcome.refit), len(outcome.skipped), reused)
+        )
         self._check_shape_driven(units)
 
     def _check_shape_driven(self, units) -> None:
@@ -355,6 +373,7 @@ class TempBalance:
                 "apply_step": self._pending.apply_step,
                 "measured_step": self._pending.measured_step,
                 "outcome": self._pending.result().to_state(),
+                "reused": self._pending.reused,
             }
         return plain_state(
             {
@@ -367,6 +386,7 @@ class TempBalance:
                 "ema": dict(self._ema),
                 "fits": {name: fit.to_state() for name, fit in self._fits.items()},
                 "references": dict(self._references),
+                "frozen": self.frozen.names(),
                 "pending": pending,
                 "first_factors": None if self._first_factors is None else dict(self._first_factors),
                 "warned_nan": sorted(self._warned_nan),
@@ -395,9 +415,14 @@ class TempBalance:
             None
             if pending is None
             else _Pending(
-                pending["apply_step"], pending["measured_step"], MeasureOutcome.from_state(pending["outcome"])
+                pending["apply_step"],
+                pending["measured_step"],
+                MeasureOutcome.from_state(pending["outcome"]),
+                reused=int(pending.get("reused", 0)),
             )
         )
+        # States saved before frozen-layer reuse have no "frozen" entry: their frozen layers are refit once.
+        self.frozen.restore(list(state.get("frozen", [])), self._trained())
         self._first_factors = None if state["first_factors"] is None else dict(state["first_factors"])
         self._warned_nan = set(state["warned_nan"])
         self._shape_logged = bool(state["shape_logged"])

@@ -136,9 +136,10 @@ def fsdp1_full_params(fsdp_model: nn.Module) -> Callable[[], contextlib.Abstract
 class _JoinedSnapshot:
     """Several per-layer snapshots of the wrapped measurer, seen as one (iterable, with ``wait()``)."""
 
-    def __init__(self, parts: list):
+    def __init__(self, parts: list, names: list[str]):
         self.parts = parts
         self.layers = [layer for part in parts for layer in part]
+        self.names = names  # every layer of this recompute, whoever measures it
 
     def wait(self) -> None:
         for part in self.parts:
@@ -197,6 +198,14 @@ class ShardedMeasurer:
     def mine(self, name: str) -> bool:
         return self.owners.get(name) == self.rank
 
+    def common(self, names: list[str]) -> list[str]:
+        """The names that every rank lists (a collective): ranks must agree on which frozen fits they reuse,
+        since the snapshot gathers weights layer by layer in one shared order."""
+        gathered: list = [None] * self.world_size
+        dist.all_gather_object(gathered, list(names), group=self.group)
+        shared = set.intersection(*(set(g) for g in gathered))
+        return [name for name in names if name in shared]
+
     @torch.no_grad()
     def snapshot(self, layers: list, *args, **kwargs):
         """Copies of this rank's layers, taken by the wrapped measurer (``*args``: its options, e.g. device).
@@ -211,11 +220,13 @@ class ShardedMeasurer:
                 "shard_measurement(tb) again after changing the balancer's plan"
             )
         context = self.full_params() if self.full_params is not None else contextlib.nullcontext()
+        names = [layer.name for layer in layers]
         with context:
             if not self.collective_weights:
-                return self.inner.snapshot(
+                part = self.inner.snapshot(
                     [layer for layer in layers if self.mine(layer.name)], *args, **kwargs
                 )
+                return _JoinedSnapshot([part], names)
             parts = []
             for layer in layers:
                 mats = layer.matrices()  # may itself communicate (DTensor ops): every rank, same order
@@ -225,7 +236,7 @@ class ShardedMeasurer:
                     full = replace(layer, scale=1.0, _build=lambda mats=mats: mats)
                     parts.append(self.inner.snapshot([full], *args, **kwargs))
                 del mats
-            return _JoinedSnapshot(parts)
+            return _JoinedSnapshot(parts, names)
 
     def run(self, snapshot, previous: dict, references: dict | None = None, step: int = -1):
         """Fit this rank's snapshot, then exchange fits: every rank returns the outcome for all layers."""
@@ -241,18 +252,20 @@ class ShardedMeasurer:
             fits.update(rank_fits)
             refit.update(rank_refit)
             skipped.update(rank_skipped)
-        missing = [name for name in self.order if name not in fits]
+        requested = set(snapshot.names)  # frozen layers that kept their fit are left out
+        order = [name for name in self.order if name in requested]
+        missing = [name for name in order if name not in fits]
         if missing:
             raise RuntimeError(
                 f"no rank measured {missing[:3]}: the ranks disagree on the balanced layers "
                 "(every rank must build the same model and TempBalance settings)"
             )
-        ordered = {name: fits[name] for name in self.order}
+        ordered = {name: fits[name] for name in order}
         return MeasureOutcome(
             step,
             ordered,
-            [n for n in self.order if n in refit],
-            [n for n in self.order if n in skipped],
+            [n for n in order if n in refit],
+            [n for n in order if n in skipped],
             local.references,
         )
 
