@@ -98,7 +98,7 @@ def run(
         loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         if variant == "sync_refit_frozen":
-            tb.frozen.forget()  # every recompute fits every layer, the frozen ones included
+            tb.frozen_layers.forget()  # every recompute fits every layer, the frozen ones included
         opt.step()
         sched.step()
         opt.zero_grad()

@@ -683,7 +683,7 @@ def test_a_frozen_weight_changed_in_place_or_unfrozen_is_refit(tiny_bert_config)
     opt.param_groups[0]["params"].append(key)  # in a group and trainable: measured at every recompute
     lora_train(model, opt, 8, 10)
     assert refits(tb)[-1] == 5
-    tb.frozen.forget()  # e.g. after writing frozen weights through .data
+    tb.frozen_layers.forget()  # e.g. after writing frozen weights through .data
     lora_train(model, opt, 10, 12)
     assert refits(tb)[-1] == 12
 
@@ -697,7 +697,7 @@ def test_resume_keeps_frozen_fits_and_is_exact(tiny_bert_config):
     lora_train(model, opt, 0, 4)
     # deep copies: a loaded optimizer state shares its tensors with the dict it came from
     saved = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict(), "tb": tb.state_dict()})
-    assert len(saved["tb"]["frozen"]) == 8  # key, attention output, intermediate, output in 2 blocks
+    assert len(saved["tb"]["frozen_layers"]) == 8  # key, attention output, intermediate, output in 2 blocks
     model, opt, tb = lora_setup(tiny_bert_config, seed=1)
     model.load_state_dict(copy.deepcopy(saved["model"]))
     opt.load_state_dict(copy.deepcopy(saved["opt"]))

@@ -119,10 +119,10 @@ class TempBalance:
         :func:`modelbalance.integrations.distributed.shard_measurement`): ``snapshot(layers, device)`` returns an
         object with ``wait()``; ``run(snapshot, previous, references, step)`` returns a ``MeasureOutcome`` for the
         snapshot's layers.
-    frozen : FrozenLayers
+    frozen_layers : FrozenLayers
         Layers the optimizer cannot change (LoRA's frozen base layers, a frozen encoder) are fit once and keep
         that fit while their weights stay the same (:class:`~modelbalance.balance.measurement.FrozenLayers`);
-        ``frozen.forget()`` refits them, e.g. after writing their weights through ``.data``.
+        ``frozen_layers.forget()`` refits them, e.g. after writing their weights through ``.data``.
     """
 
     def __init__(
@@ -161,7 +161,7 @@ class TempBalance:
             min_eigs=self.config.min_eigs,
             skip_tolerance=self.config.skip_tolerance,
         )
-        self.frozen = FrozenLayers(model, self.plan.layers)
+        self.frozen_layers = FrozenLayers(model, self.plan.layers)
         self._runner = BackgroundRunner() if self.config.asynchronous else None
         self._measure_device = torch.device("cpu") if self.config.measure_device == "cpu" else None
         self._scaler = GroupScaler(_TARGET_KEYS[self.config.target])
@@ -236,11 +236,11 @@ class TempBalance:
     def _begin_recompute(self, step: int) -> None:
         self._last_recompute_step = step
         trained = self._trained()
-        reused = self.frozen.reusable(self.plan.layers, trained, self._fits)
+        reused = self.frozen_layers.reusable(self.plan.layers, trained, self._fits)
         common = getattr(self.measurer, "common", None)  # a sharded measurer: the ranks must agree
         reused = set(common(reused) if common is not None else reused)
         layers = [layer for layer in self.plan.layers if layer.name not in reused]
-        self.frozen.record(layers, trained)
+        self.frozen_layers.record(layers, trained)
         snapshot = self.measurer.snapshot(layers, self._measure_device)
         previous, references = dict(self._fits), dict(self._references)
         pending = _Pending(step + self.config.effective_apply_delay, step, reused=len(reused))
@@ -386,7 +386,7 @@ class TempBalance:
                 "ema": dict(self._ema),
                 "fits": {name: fit.to_state() for name, fit in self._fits.items()},
                 "references": dict(self._references),
-                "frozen": self.frozen.names(),
+                "frozen_layers": self.frozen_layers.names(),
                 "pending": pending,
                 "first_factors": None if self._first_factors is None else dict(self._first_factors),
                 "warned_nan": sorted(self._warned_nan),
@@ -421,8 +421,8 @@ class TempBalance:
                 reused=int(pending.get("reused", 0)),
             )
         )
-        # States saved before frozen-layer reuse have no "frozen" entry: their frozen layers are refit once.
-        self.frozen.restore(list(state.get("frozen", [])), self._trained())
+        # States saved before frozen-layer reuse have no "frozen_layers" entry: their frozen layers are refit once.
+        self.frozen_layers.restore(list(state.get("frozen_layers", [])), self._trained())
         self._first_factors = None if state["first_factors"] is None else dict(state["first_factors"])
         self._warned_nan = set(state["warned_nan"])
         self._shape_logged = bool(state["shape_logged"])
