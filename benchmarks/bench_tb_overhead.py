@@ -117,7 +117,7 @@ def _median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def components(batch: int, seq: int, repeat: int) -> dict:
+def components(batch: int, seq: int, repeat: int, model_name: str = "minilm", lora: int = 0) -> dict:
     """Median seconds of one training step, one synchronous recompute and its LAPACK parts (see docstring)."""
     import numpy as np
     from scipy.linalg import lapack
@@ -126,10 +126,14 @@ def components(batch: int, seq: int, repeat: int) -> dict:
     import modelbalance
     from modelbalance.spectral.lapack import gram_eigenvalues
 
-    model = make_model().train()
+    model = make_model(model_name, lora).train()
     opt = torch.optim.AdamW(modelbalance.param_groups(model, weight_decay=0.01), lr=3e-5)
     tb = modelbalance.TempBalance(model, opt, interval=1, unit="block", metric="alpha", xmin_pos=1.5)
     layers, measurer = tb.plan.layers, tb.measurer
+    trained = {id(p) for group in opt.param_groups for p in group["params"]}
+    tb.frozen_layers.record(layers, trained)
+    frozen = set(tb.frozen_layers.reusable(layers, trained, dict.fromkeys(l.name for l in layers)))
+    changing = [layer for layer in layers if layer.name not in frozen]
     tb.remove()  # the step below is the unbalanced one; the measurer is called directly
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, model.config.vocab_size, (batch, seq), generator=gen)
@@ -140,12 +144,17 @@ def components(batch: int, seq: int, repeat: int) -> dict:
         opt.step()
         opt.zero_grad()
 
-    def recompute():
+    def recompute(layers=layers):
         measurer.run(measurer.snapshot(layers), {})
 
     step(), recompute()  # warm-up: allocator, thread pools, the null-model cache
     n = 5 * repeat
-    result = {"step_s": _median_time(step, n), "recompute_s": _median_time(recompute, n), "lapack": {}}
+    result = {"step_s": _median_time(step, n), "recompute_s": _median_time(recompute, n)}
+    if frozen:  # what a recompute costs once the frozen layers' fits are reused
+        result["frozen_layers"] = len(frozen)
+        result["changing_layers"] = len(changing)
+        result["recompute_reusing_frozen_s"] = _median_time(lambda: recompute(changing), n)
+    result["lapack"] = {}
     shapes: dict[tuple, int] = {}
     for layer in layers:
         shape = tuple(layer.matrices().shape[-2:])
@@ -202,8 +211,14 @@ def main():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     if args.components:
-        result = {"threads": args.threads, "batch": args.batch, "seq": args.seq}
-        result.update(components(args.batch, args.seq, args.repeat))
+        result = {
+            "model": args.model,
+            "lora_rank": args.lora,
+            "threads": args.threads,
+            "batch": args.batch,
+            "seq": args.seq,
+        }
+        result.update(components(args.batch, args.seq, args.repeat, args.model, args.lora))
         _emit(result, args.out)
         return
     interval = args.interval or max(1, args.steps_per_epoch // 10)
