@@ -130,9 +130,9 @@ def components(batch: int, seq: int, repeat: int, model_name: str = "minilm", lo
     opt = torch.optim.AdamW(modelbalance.param_groups(model, weight_decay=0.01), lr=3e-5)
     tb = modelbalance.TempBalance(model, opt, interval=1, unit="block", metric="alpha", xmin_pos=1.5)
     layers, measurer = tb.plan.layers, tb.measurer
-    trained = {id(p) for group in opt.param_groups for p in group["params"]}
-    tb.frozen_layers.record(layers, trained)
-    frozen = set(tb.frozen_layers.reusable(layers, trained, dict.fromkeys(l.name for l in layers)))
+    names = [layer.name for layer in layers]
+    tb.frozen_layers.commit(names, tb.frozen_layers.keys(layers))
+    frozen = set(tb.frozen_layers.reusable(layers, dict.fromkeys(names)))
     changing = [layer for layer in layers if layer.name not in frozen]
     tb.remove()  # the step below is the unbalanced one; the measurer is called directly
     gen = torch.Generator().manual_seed(0)

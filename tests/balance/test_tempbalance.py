@@ -658,7 +658,7 @@ def test_frozen_layers_are_fit_once_and_their_fits_reused_exactly(tiny_bert_conf
 
     from modelbalance.balance.measurement import FrozenLayers
 
-    monkeypatch.setattr(FrozenLayers, "reusable", lambda self, layers, trained, fits: [])
+    monkeypatch.setattr(FrozenLayers, "reusable", lambda self, layers, fits: [])
     model, opt, tb = lora_setup(tiny_bert_config)
     lora_train(model, opt, 0, 8)
     assert refits(tb) == [12, 12, 12, 12]
@@ -666,53 +666,110 @@ def test_frozen_layers_are_fit_once_and_their_fits_reused_exactly(tiny_bert_conf
     assert_identical(params(model), weights)
 
 
+KEY0 = "base_model.model.bert.encoder.layer.0.attention.self.key"
+
+
+def perturb(model):
+    key = model.get_submodule(KEY0).weight
+    with torch.no_grad():
+        key.add_(torch.randn(key.shape, generator=torch.Generator().manual_seed(0)))
+    return key
+
+
 def test_a_frozen_weight_changed_in_place_or_unfrozen_is_refit(tiny_bert_config):
     model, opt, tb = lora_setup(tiny_bert_config)
     lora_train(model, opt, 0, 4)
-    key = model.base_model.model.bert.encoder.layer[0].attention.self.key.weight
-    before = tb._fits["base_model.model.bert.encoder.layer.0.attention.self.key"].alpha
-    with torch.no_grad():
-        key.add_(torch.randn(key.shape, generator=torch.Generator().manual_seed(0)))
+    before = tb._fits[KEY0].alpha
+    key = perturb(model)
     lora_train(model, opt, 4, 6)
     assert refits(tb)[-1] == 5  # the four LoRA layers and the changed key
-    assert tb._fits["base_model.model.bert.encoder.layer.0.attention.self.key"].alpha != before
+    assert tb._fits[KEY0].alpha != before
 
-    key.requires_grad_(True)  # trainable now, though in no param group: the optimizer still cannot change it
+    key.requires_grad_(
+        True
+    )  # trainable: something (another optimizer) may step it, so it is measured every time
     lora_train(model, opt, 6, 8)
-    assert refits(tb)[-1] == 4
-    opt.param_groups[0]["params"].append(key)  # in a group and trainable: measured at every recompute
+    assert refits(tb)[-1] == 5 and key.grad is not None
+    key.requires_grad_(
+        False
+    )  # frozen again, but its leftover .grad could still be stepped (fused optimizers)
     lora_train(model, opt, 8, 10)
     assert refits(tb)[-1] == 5
+    key.grad = None
+    lora_train(model, opt, 10, 14)  # measured once more as a frozen layer, then reused
+    assert refits(tb)[-2:] == [5, 4]
     tb.frozen_layers.forget()  # e.g. after writing frozen weights through .data
-    lora_train(model, opt, 10, 12)
+    lora_train(model, opt, 14, 16)
     assert refits(tb)[-1] == 12
 
 
 def test_resume_keeps_frozen_fits_and_is_exact(tiny_bert_config):
-    model, opt, tb = lora_setup(tiny_bert_config)
-    lora_train(model, opt, 0, 8)
-    straight, history = params(model), tb.history_frame()
+    def resumed(change_before_saving=False, order=("model", "opt", "tb"), drop_frozen_state=False):
+        model, opt, tb = lora_setup(tiny_bert_config)
+        lora_train(model, opt, 0, 3)  # recomputes at 0 and 2
+        if change_before_saving:
+            perturb(model)
+        # deep copies: a loaded optimizer state shares its tensors with the dict it came from
+        saved = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict(), "tb": tb.state_dict()})
+        if drop_frozen_state:  # as saved before frozen layers' fits were reused
+            del saved["tb"]["frozen_layers"]
+        model, opt, tb = lora_setup(tiny_bert_config, seed=1)
+        for name in order:
+            {"model": model, "opt": opt, "tb": tb}[name].load_state_dict(saved[name])
+        lora_train(model, opt, 3, 8)
+        return saved, params(model), tb
 
-    model, opt, tb = lora_setup(tiny_bert_config)
-    lora_train(model, opt, 0, 4)
-    # deep copies: a loaded optimizer state shares its tensors with the dict it came from
-    saved = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict(), "tb": tb.state_dict()})
-    assert len(saved["tb"]["frozen_layers"]) == 8  # key, attention output, intermediate, output in 2 blocks
-    model, opt, tb = lora_setup(tiny_bert_config, seed=1)
-    model.load_state_dict(copy.deepcopy(saved["model"]))
-    opt.load_state_dict(copy.deepcopy(saved["opt"]))
-    tb.load_state_dict(copy.deepcopy(saved["tb"]))
-    lora_train(model, opt, 4, 8)
-    assert refits(tb) == [12, 4, 4, 4]  # the restored fits of the frozen layers are kept
-    assert_identical(params(model), straight)
-    pd.testing.assert_frame_equal(tb.history_frame(), history)
+    unchanged = None
+    for change in (True, False):
+        model, opt, tb = lora_setup(tiny_bert_config)
+        lora_train(model, opt, 0, 3)
+        if change:
+            perturb(model)
+        lora_train(model, opt, 3, 8)
+        straight, history = params(model), tb.history_frame()
+        assert refits(tb) == ([12, 4, 5, 4] if change else [12, 4, 4, 4])
+        if not change:
+            unchanged = straight
 
-    model, opt, tb = lora_setup(tiny_bert_config, seed=1)  # the balancer's state loaded before the weights
-    tb.load_state_dict(saved["tb"])
-    model.load_state_dict(
-        saved["model"]
-    )  # changes the frozen weights in place: they are refit, to the same fits
-    opt.load_state_dict(saved["opt"])
-    lora_train(model, opt, 4, 8)
+        saved, weights, tb = resumed(change)
+        # key, attention output, intermediate and output of 2 blocks; a key changed since its fit is not saved
+        assert len(saved["tb"]["frozen_layers"]) == (7 if change else 8)
+        assert refits(tb) == ([12, 4, 5, 4] if change else [12, 4, 4, 4])
+        assert_identical(weights, straight)
+        pd.testing.assert_frame_equal(tb.history_frame(), history)
+
+    # The balancer's state loaded onto other weights (the model's state comes after): the saved fingerprints do
+    # not match, so the frozen layers are refit once, to the same fits.
+    _, weights, tb = resumed(order=("tb", "model", "opt"))
     assert refits(tb) == [12, 4, 12, 4]
+    assert_identical(weights, unchanged)
+    _, _, tb = resumed(order=("opt", "tb"))  # other frozen weights entirely: the saved fits are not trusted
+    assert refits(tb) == [12, 4, 12, 4]
+    _, weights, tb = resumed(drop_frozen_state=True)
+    assert refits(tb) == [12, 4, 12, 4]
+    assert_identical(weights, unchanged)
+
+
+def test_frozen_fits_with_a_background_recompute_pending_at_a_checkpoint(tiny_bert_config):
+    opts = dict(asynchronous=True, apply_delay=1)
+    model, opt, tb = lora_setup(tiny_bert_config, **opts)
+    lora_train(model, opt, 0, 8)
+    straight = params(model)
+    assert refits(tb) == [12, 4, 4, 4]
+    model, opt, tb = lora_setup(tiny_bert_config, apply_delay=1)  # the same in the main thread
+    lora_train(model, opt, 0, 8)
     assert_identical(params(model), straight)
+
+    model, opt, tb = lora_setup(tiny_bert_config, **opts)
+    lora_train(model, opt, 0, 3)  # the recompute of step 2 is pending (applies at step 3)
+    saved = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict(), "tb": tb.state_dict()})
+    assert saved["tb"]["pending"] is not None and saved["tb"]["pending"]["reused"] == 8
+    assert len(saved["tb"]["frozen_layers"]) == 8
+    tb.remove()
+    model, opt, tb = lora_setup(tiny_bert_config, seed=1, **opts)
+    for name, obj in (("model", model), ("opt", opt), ("tb", tb)):
+        obj.load_state_dict(saved[name])
+    lora_train(model, opt, 3, 8)
+    assert refits(tb) == [12, 4, 4, 4]
+    assert_identical(params(model), straight)
+    tb.remove()

@@ -2,7 +2,8 @@
 
 python -m torch.distributed.run --nproc_per_node=2 --standalone hf_dist_worker.py OUT_DIR [lora]
 
-With ``lora`` the model carries LoRA adapters on query and value (peft), so the frozen layers' fits are reused.
+With ``lora`` the model carries LoRA adapters on query and value (peft), so the frozen layers' fits are reused;
+rank 0 alone forgets them after step 3, so that the ranks disagree and must settle on refitting them.
 """
 
 import os
@@ -16,8 +17,20 @@ sys.path.insert(0, os.path.dirname(__file__))
 warnings.filterwarnings("ignore")
 
 from test_hf import OPTIONS, Synthetic, tiny_bert, training_args  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
 
 from modelbalance.integrations.hf import TempBalanceTrainer  # noqa: E402
+
+
+class ForgetOnRankZero(TrainerCallback):
+    """Rank 0 alone forgets its frozen fits after ``step``: the ranks must still agree (all refit)."""
+
+    def __init__(self, trainer, step: int):
+        self.trainer, self.step = trainer, step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step and dist.get_rank() == 0:
+            self.trainer.balancer.frozen_layers.forget()
 
 
 def main(out_dir: str, lora: bool = False) -> None:
@@ -30,6 +43,8 @@ def main(out_dir: str, lora: bool = False) -> None:
         model = peft.get_peft_model(model, config)
     args = training_args(os.path.join(out_dir, "trainer"), save_strategy="no", ddp_backend="gloo")
     trainer = TempBalanceTrainer(model=model, args=args, train_dataset=Synthetic(), tempbalance=OPTIONS)
+    if lora:
+        trainer.add_callback(ForgetOnRankZero(trainer, step=3))
     trainer.train()
     tb = trainer.balancer
     torch.save(

@@ -27,11 +27,12 @@ decomposition: a few power iterations give a lower bound (a quick "no"), ``||dW|
 dW)^4)^(1/8)`` (two matrix products, at most ``rank^(1/8)`` above the truth) upper bounds. The bound is for
 exact spectra; float32 fits carry ~1e-6 noise on alpha besides.
 
-Frozen layers. A layer all of whose weights the optimizer cannot change (no ``requires_grad``, or in no param
-group: the base weights beside LoRA adapters, a frozen encoder) has the same spectrum at every recompute, so
-:class:`FrozenLayers` lets the balancer fit it once and reuse that fit, exactly, for as long as it stays frozen
-and its weights' version counters (bumped by every in-place change, ``load_state_dict`` included) stay the same.
-Writes through ``.data`` bypass those counters; after such a write, call :meth:`FrozenLayers.forget`.
+Frozen layers. A layer whose weights nothing trains (no ``requires_grad`` and no ``.grad``: the base weights
+beside LoRA adapters, a frozen encoder) has the same spectrum at every recompute, so :class:`FrozenLayers` lets
+the balancer fit it once and reuse that fit, exactly, for as long as it stays frozen and its weights' version
+counters (bumped by every in-place change, ``load_state_dict`` included) stay the same. A saved state keeps a
+fingerprint of those weights, so a resumed run reuses the fits only on the same weights. Writes through ``.data``
+bypass the counters; after such a write, call :meth:`FrozenLayers.forget`.
 """
 
 from __future__ import annotations
@@ -343,6 +344,18 @@ def _version_key(tensor: torch.Tensor) -> tuple[int, int] | None:
         return None
 
 
+def _fingerprint(tensor: torch.Tensor) -> tuple[float, float] | None:
+    """Float64 sum and norm of a tensor's values, to check saved fits against loaded weights (None if unreadable)."""
+    local = getattr(tensor, "_local_tensor", tensor)
+    try:
+        return (
+            float(torch.sum(local, dtype=torch.float64)),
+            float(torch.linalg.vector_norm(local, dtype=torch.float64)),
+        )
+    except (RuntimeError, TypeError):
+        return None
+
+
 class FrozenLayers:
     """Which balanced layers can keep their last fit because nothing has changed their weights since.
 
@@ -353,13 +366,15 @@ class FrozenLayers:
     Linear(in_features=64, out_features=64, bias=True)
     >>> layers = extract_layers(model)
     >>> frozen = FrozenLayers(model, layers)
-    >>> frozen.record(layers, trained=set())               # at a snapshot: remember the frozen layers' weights
-    >>> frozen.reusable(layers, trained={id(p) for p in model[1].parameters()}, fits={"0": None, "1": None})
+    >>> keys = frozen.keys(layers)                      # at a snapshot: the frozen layers' weights
+    >>> frozen.commit([layer.name for layer in layers], keys)  # once their fits are in
+    >>> frozen.reusable(layers, fits={"0": None, "1": None})
     ['0']
 
-    A layer is reusable when it has a fit, every parameter it reads is frozen now (``requires_grad`` off, or in
-    no param group) and each of them has the storage and version counter it had when the fit's snapshot was
-    taken. A layer reading any tensor that is not a parameter of the model is never reused.
+    A layer is reusable when it has a fit and every parameter it reads is frozen now (``requires_grad`` off and no
+    ``.grad``: no optimizer steps it, fused or not) and has the storage and version counter it had when that
+    fit's snapshot was taken. Never reused: LoRA layers (adapter state and merges live outside their weights'
+    counters) and parametrized weights (their buffers, e.g. a pruning mask, are not covered).
     """
 
     def __init__(self, model: nn.Module, layers: list):
@@ -367,50 +382,72 @@ class FrozenLayers:
         self._sources: dict[str, list[torch.Tensor] | None] = {}
         for layer in layers:
             names = tuple(layer.param_names)
-            ok = bool(names) and all(n in params for n in names)
+            ok = (
+                bool(names)
+                and layer.kind != "lora"
+                and all(n in params and ".parametrizations." not in f".{n}" for n in names)
+            )
             self._sources[layer.name] = [params[n] for n in names] if ok else None
         self._versions: dict[str, tuple] = {}
 
-    def _frozen(self, name: str, trained: set[int]) -> bool:
+    def _frozen(self, name: str) -> bool:
         sources = self._sources.get(name)
-        return sources is not None and all(not (t.requires_grad and id(t) in trained) for t in sources)
+        return sources is not None and all(not t.requires_grad and t.grad is None for t in sources)
 
     def _key(self, name: str) -> tuple | None:
         keys = tuple(_version_key(t) for t in self._sources[name])
         return None if any(k is None for k in keys) else keys
 
-    def record(self, layers: list, trained: set[int]) -> None:
-        """Remember the weights of the frozen ones among ``layers``, which are being snapshotted now."""
+    def _valid(self, name: str, key: tuple | None) -> bool:
+        return key is not None and self._frozen(name) and self._key(name) == key
+
+    def keys(self, layers: list) -> dict[str, tuple]:
+        """The current weight keys of the frozen ones among ``layers`` (taken with their snapshot)."""
+        out = {}
         for layer in layers:
-            self._versions.pop(layer.name, None)
-            if self._frozen(layer.name, trained):
+            if self._frozen(layer.name):
                 key = self._key(layer.name)
                 if key is not None:
-                    self._versions[layer.name] = key
+                    out[layer.name] = key
+        return out
 
-    def reusable(self, layers: list, trained: set[int], fits: dict) -> list[str]:
+    def commit(self, measured: list[str], keys: dict[str, tuple]) -> None:
+        """The fits of ``measured`` are in: remember the keys of their snapshot (frozen layers only)."""
+        for name in measured:
+            self._versions.pop(name, None)
+            if name in keys:
+                self._versions[name] = keys[name]
+
+    def reusable(self, layers: list, fits: dict) -> list[str]:
         """Names of the layers among ``layers`` whose fit in ``fits`` still describes their weights."""
         return [
             layer.name
             for layer in layers
-            if layer.name in fits
-            and layer.name in self._versions
-            and self._frozen(layer.name, trained)
-            and self._key(layer.name) == self._versions[layer.name]
+            if layer.name in fits and self._valid(layer.name, self._versions.get(layer.name))
         ]
 
-    def names(self) -> list[str]:
-        """The layers recorded as frozen (for a state dict)."""
-        return sorted(self._versions)
+    def state(self, pending: dict[str, tuple] | None = None) -> dict[str, list]:
+        """Fingerprints of the frozen layers whose fit (committed, or in ``pending``) matches their weights now."""
+        out = {}
+        for name in self._sources:
+            key = (pending or {}).get(name, self._versions.get(name))
+            if self._valid(name, key):
+                prints = [_fingerprint(t) for t in self._sources[name]]
+                if all(p is not None for p in prints):
+                    out[name] = prints
+        return out
 
-    def restore(self, names: list[str], trained: set[int]) -> None:
-        """After loading a state whose fits of ``names`` were taken on frozen weights: trust them as of now.
+    def restore(self, state: dict[str, list]) -> None:
+        """Trust the saved fits of frozen layers whose weights still have the saved fingerprints.
 
-        A later in-place change (e.g. loading the model's weights after the balancer's state) still refits.
+        Weights changed later (e.g. loading the model's state after the balancer's) are refit at the next
+        recompute.
         """
         self._versions = {}
-        for name in names:
-            if name in self._sources and self._frozen(name, trained):
+        for name, prints in state.items():
+            if self._frozen(name) and [
+                list(p) if p is not None else None for p in map(_fingerprint, self._sources[name])
+            ] == [list(p) for p in prints]:
                 key = self._key(name)
                 if key is not None:
                     self._versions[name] = key

@@ -18,7 +18,7 @@ import logging
 import math
 import warnings
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -49,6 +49,8 @@ class _Pending:
     outcome: MeasureOutcome | None = None
     future: Future | None = None
     reused: int = 0  # frozen layers that kept their fit (not in the outcome)
+    measured: list = field(default_factory=list)  # the layers snapshotted
+    keys: dict = field(default_factory=dict)  # their weights' keys at the snapshot, for the frozen ones
 
     def result(self) -> MeasureOutcome:
         if self.outcome is None:
@@ -230,20 +232,22 @@ class TempBalance:
         """Call at the end of each epoch (``interval="epoch"``): requests a recompute at the current step."""
         self._advance(self._due(self.step_count, requested=True))
 
-    def _trained(self) -> set[int]:
-        return {id(p) for group in self.optimizer.param_groups for p in group["params"]}
-
     def _begin_recompute(self, step: int) -> None:
         self._last_recompute_step = step
-        trained = self._trained()
-        reused = self.frozen_layers.reusable(self.plan.layers, trained, self._fits)
+        reused = self.frozen_layers.reusable(self.plan.layers, self._fits)
         common = getattr(self.measurer, "common", None)  # a sharded measurer: the ranks must agree
         reused = set(common(reused) if common is not None else reused)
         layers = [layer for layer in self.plan.layers if layer.name not in reused]
-        self.frozen_layers.record(layers, trained)
+        keys = self.frozen_layers.keys(layers)  # before the copy: what the snapshot reads
         snapshot = self.measurer.snapshot(layers, self._measure_device)
         previous, references = dict(self._fits), dict(self._references)
-        pending = _Pending(step + self.config.effective_apply_delay, step, reused=len(reused))
+        pending = _Pending(
+            step + self.config.effective_apply_delay,
+            step,
+            reused=len(reused),
+            measured=[layer.name for layer in layers],
+            keys=keys,
+        )
         if self._runner is None:
             pending.outcome = self.measurer.run(snapshot, previous, references, step)
         else:
@@ -256,6 +260,9 @@ class TempBalance:
         outcome = pending.result()
         self._pending = None
         self._fits.update(outcome.fits)  # the outcome holds the layers measured; frozen ones kept their fit
+        self.frozen_layers.commit(
+            pending.measured, pending.keys
+        )  # only now: a failed fit leaves no key behind
         self._references.update(outcome.references)
         units = list(self.plan.units.values())
         measured, stderrs = unit_metrics(units, self._fits, self.config.metric)
@@ -386,7 +393,11 @@ class TempBalance:
                 "ema": dict(self._ema),
                 "fits": {name: fit.to_state() for name, fit in self._fits.items()},
                 "references": dict(self._references),
-                "frozen_layers": self.frozen_layers.names(),
+                "frozen_layers": self.frozen_layers.state(
+                    None
+                    if self._pending is None
+                    else {name: self._pending.keys.get(name) for name in self._pending.measured}
+                ),
                 "pending": pending,
                 "first_factors": None if self._first_factors is None else dict(self._first_factors),
                 "warned_nan": sorted(self._warned_nan),
@@ -422,7 +433,7 @@ class TempBalance:
             )
         )
         # States saved before frozen-layer reuse have no "frozen_layers" entry: their frozen layers are refit once.
-        self.frozen_layers.restore(list(state.get("frozen_layers", [])), self._trained())
+        self.frozen_layers.restore(dict(state.get("frozen_layers", {})))
         self._first_factors = None if state["first_factors"] is None else dict(state["first_factors"])
         self._warned_nan = set(state["warned_nan"])
         self._shape_logged = bool(state["shape_logged"])
