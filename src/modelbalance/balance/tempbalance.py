@@ -120,10 +120,11 @@ class TempBalance:
         Snapshots and fits the layers at each recompute. Replaceable (e.g. by
         :func:`modelbalance.integrations.distributed.shard_measurement`): ``snapshot(layers, device)`` returns an
         object with ``wait()``; ``run(snapshot, previous, references, step)`` returns a ``MeasureOutcome`` for the
-        snapshot's layers.
+        snapshot's layers. A measurer shared by several processes also needs ``common(names)``: the names every
+        process lists, so that all of them leave the same frozen layers out of the snapshot.
     frozen_layers : FrozenLayers
-        Layers the optimizer cannot change (LoRA's frozen base layers, a frozen encoder) are fit once and keep
-        that fit while their weights stay the same (:class:`~modelbalance.balance.measurement.FrozenLayers`);
+        Layers nothing trains (LoRA's frozen base layers, a frozen encoder: no ``requires_grad``, no ``.grad``)
+        are fit once and keep that fit while their weights stay the same (:class:`~modelbalance.balance.measurement.FrozenLayers`);
         ``frozen_layers.forget()`` refits them, e.g. after writing their weights through ``.data``.
     """
 
