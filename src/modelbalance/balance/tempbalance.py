@@ -124,8 +124,9 @@ class TempBalance:
         process lists, so that all of them leave the same frozen layers out of the snapshot.
     frozen_layers : FrozenLayers
         Layers nothing trains (LoRA's frozen base layers, a frozen encoder: no ``requires_grad``, no ``.grad``)
-        are fit once and keep that fit while their weights stay the same (:class:`~modelbalance.balance.measurement.FrozenLayers`);
-        ``frozen_layers.forget()`` refits them, e.g. after writing their weights through ``.data``.
+        are fit once and keep that fit while their weights stay the same
+        (:class:`~modelbalance.balance.measurement.FrozenLayers`); ``frozen_layers.forget()`` refits them, e.g.
+        after writing their weights through ``.data``.
     """
 
     def __init__(
