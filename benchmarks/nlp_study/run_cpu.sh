@@ -22,7 +22,7 @@ STUDIES=("$@")
   pairs_k512_lora_confirm spam_k256_controls pairs_full_llrd pairs_k128_llrd spam_k256_llrd
   pairs_full_llrd_confirm pairs_k32_lora_r32 pairs_k32_lora_r32_delta mpnet_k4_cpu
   mpnet_k4_cpu_llrd mpnet_k16_cpu mpnet_pairs_k32_lora_cpu mpnet_pairs_k32_lora_cpu_controls
-  mpnet_pairs_k32_lora_cpu_fixed_lr mpnet_pairs_k32_lora_cpu_llrd)
+  mpnet_pairs_k32_lora_cpu_fixed_lr mpnet_pairs_k32_lora_cpu_llrd pairs_k512_lora)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -50,6 +50,7 @@ for name in "${STUDIES[@]}"; do
     wordnet_k8_llrd_confirm) parents=(wordnet_k8_confirm) ;;  # baseline and tb at 3e-4 on seeds 10-19
     pairs_k32_lora_r32_delta) parents=(pairs_k32_lora_r32) ;;  # baseline and tb at rank 32
     mpnet_pairs_k32_lora_cpu_fixed_lr) parents=(mpnet_pairs_k32_lora_cpu) ;;  # the baseline at 3e-3
+    pairs_k512_lora) parents=(pairs_k512_lora_fixed_lr pairs_k512_lora_confirm) ;;  # seeds 0-4 and 5-9 at 1e-3
   esac
   for parent in "${parents[@]}"; do
     restore_published "$parent"  # on a fresh machine the parent's working folder is gone
