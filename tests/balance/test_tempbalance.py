@@ -773,3 +773,11 @@ def test_frozen_fits_with_a_background_recompute_pending_at_a_checkpoint(tiny_be
     assert refits(tb) == [12, 4, 4, 4]
     assert_identical(params(model), straight)
     tb.remove()
+
+
+def test_frozen_layers_keep_no_snapshot_copy_for_the_skip_bound(tiny_bert_config):
+    model, opt, tb = lora_setup(tiny_bert_config, skip_tolerance=0.05)
+    lora_train(model, opt, 0, 6)
+    adapted = {name for name in tb._fits if ".query" in name or ".value" in name}
+    assert len(adapted) == 4 and set(tb._references) == adapted  # copies only where the bound can be used
+    assert set(tb.state_dict()["references"]) == adapted

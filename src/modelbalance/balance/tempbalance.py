@@ -262,10 +262,11 @@ class TempBalance:
         outcome = pending.result()
         self._pending = None
         self._fits.update(outcome.fits)  # the outcome holds the layers measured; frozen ones kept their fit
-        self.frozen_layers.commit(
-            pending.measured, pending.keys
-        )  # only now: a failed fit leaves no key behind
+        # Only now, with the fits in: a fit that failed leaves no key behind.
+        self.frozen_layers.commit(pending.measured, pending.keys)
         self._references.update(outcome.references)
+        for name in pending.keys:  # a frozen layer is reused, not bounded: its snapshot copy is not needed
+            self._references.pop(name, None)
         units = list(self.plan.units.values())
         measured, stderrs = unit_metrics(units, self._fits, self.config.metric)
         used = np.array([self._smooth(unit.name, value) for unit, value in zip(units, measured, strict=True)])
