@@ -58,6 +58,10 @@ def main(out_dir: str, lora: bool = False) -> None:
         },
         os.path.join(out_dir, f"hf_rank{dist.get_rank()}.pt"),
     )
+    # Tear the process groups (the Trainer's and the balancer's own gloo group) down in order: left to the
+    # interpreter's exit, a gloo thread can still be joinable and abort the process ("terminate called ...").
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
