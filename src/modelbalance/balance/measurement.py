@@ -344,14 +344,14 @@ def _version_key(tensor: torch.Tensor) -> tuple[int, int] | None:
         return None
 
 
-def _fingerprint(tensor: torch.Tensor) -> tuple[float, float] | None:
+def _fingerprint(tensor: torch.Tensor) -> list[float] | None:
     """Float64 sum and norm of a tensor's values, to check saved fits against loaded weights (None if unreadable)."""
     local = getattr(tensor, "_local_tensor", tensor)
     try:
-        return (
+        return [
             float(torch.sum(local, dtype=torch.float64)),
             float(torch.linalg.vector_norm(local, dtype=torch.float64)),
-        )
+        ]
     except (RuntimeError, TypeError):
         return None
 
@@ -398,6 +398,10 @@ class FrozenLayers:
         keys = tuple(_version_key(t) for t in self._sources[name])
         return None if any(k is None for k in keys) else keys
 
+    def _fingerprints(self, name: str) -> list[list[float]] | None:
+        prints = [_fingerprint(t) for t in self._sources[name]]
+        return None if any(p is None for p in prints) else prints
+
     def _valid(self, name: str, key: tuple | None) -> bool:
         return key is not None and self._frozen(name) and self._key(name) == key
 
@@ -431,10 +435,9 @@ class FrozenLayers:
         out = {}
         for name in self._sources:
             key = (pending or {}).get(name, self._versions.get(name))
-            if self._valid(name, key):
-                prints = [_fingerprint(t) for t in self._sources[name]]
-                if all(p is not None for p in prints):
-                    out[name] = prints
+            prints = self._fingerprints(name) if self._valid(name, key) else None
+            if prints is not None:
+                out[name] = prints
         return out
 
     def restore(self, state: dict[str, list]) -> None:
@@ -445,9 +448,7 @@ class FrozenLayers:
         """
         self._versions = {}
         for name, prints in state.items():
-            if self._frozen(name) and [
-                list(p) if p is not None else None for p in map(_fingerprint, self._sources[name])
-            ] == [list(p) for p in prints]:
+            if self._frozen(name) and self._fingerprints(name) == [list(p) for p in prints]:
                 key = self._key(name)
                 if key is not None:
                     self._versions[name] = key
