@@ -289,6 +289,31 @@ def test_the_tuning_plot_names_kshot_panels_and_tells_settings_apart(tmp_path, f
     assert len({line.get_color() for line in tb_lines}) == 3
 
 
+def test_a_diverged_rate_is_marked_at_the_top_of_the_tuning_plot(tmp_path, figures):
+    """An error of 1.5e10 at the largest rate must not squeeze the usable rates into a sliver of the log axis:
+    the axis ends just above the worst usable error and the diverged rate is a labelled triangle at the top."""
+    lrs = (1e-3, 3e-3, 1e-2, 3e-2)
+    errors = {"baseline": (0.092, 0.073, 0.068, 0.55), "tb": (0.095, 0.073, 0.070, 1.5e10)}
+    rows = [
+        dict(fraction=0.42, method=m, lr=lr, point=f"lr={lr:g}", n_failed=0, val_nrmse_mean=e,
+             selected=lr == 1e-2)
+        for m, values in errors.items() for lr, e in zip(lrs, values)
+    ]  # fmt: skip
+    assert plots.plot_lr_grid(pd.DataFrame(rows), "nrmse", ["baseline", "tb"], tmp_path / "g.png", "min")
+    ax = figures[-1].axes[0]
+    bottom, top = ax.get_ylim()
+    assert 0.55 < top < 1.0  # the baseline's 0.55 (8x the best) stays on the scale
+    tb_line = next(line for line in ax.get_lines() if line.get_label() == "tb")
+    assert max(tb_line.get_ydata()) < top
+    assert [t.get_text() for t in ax.texts] == ["1.5e+10"]
+
+    # no rate diverged: the axis is matplotlib's own
+    rows = [r for r in rows if r["lr"] < 3e-2]
+    assert plots.plot_lr_grid(pd.DataFrame(rows), "nrmse", ["baseline", "tb"], tmp_path / "h.png", "min")
+    ax = figures[-1].axes[0]
+    assert not ax.texts and ax.get_ylim()[1] < 0.2
+
+
 def test_the_committed_overview_reads_the_published_studies(tmp_path):
     """overview.toml names published folders that pool cleanly: one TB row per cell, every gain finite."""
     script = ROOT / "benchmarks" / "nlp_study" / "overview.py"

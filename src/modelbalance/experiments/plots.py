@@ -292,7 +292,8 @@ def plot_lr_grid(
 ) -> Path | None:
     """Validation metric vs learning rate per method (log x; log y for errors), one panel per fraction, one
     line per method and setting of its other grid axes (shades of the method's colour, light to dark in grid
-    order); the picked configuration circled. ``labels`` names the panels (``4/class``)."""
+    order); the picked configuration circled. ``labels`` names the panels (``4/class``). A rate whose error
+    diverged (20 times the panel's best, or infinite) is a triangle at the panel's top, labelled with its value."""
     from matplotlib.colors import to_rgb
 
     if grid.empty or grid["lr"].nunique() < 2 or grid[f"val_{metric}_mean"].notna().sum() == 0:
@@ -310,6 +311,7 @@ def plot_lr_grid(
     fig, axes = _figure(1, len(fractions), figsize=(4.2 * len(fractions), 3.6), squeeze=False)
     for ax, fraction in zip(axes[0], fractions):
         at = grid[grid["fraction"] == fraction]
+        ceiling = _error_ceiling(at[column]) if direction == "min" else None
         for method in methods:
             settings = list(at[at["method"] == method].groupby("rest", sort=False))
             styles = iter(["-", "--", ":", "-."] * 8)
@@ -319,6 +321,8 @@ def plot_lr_grid(
                 # several settings of one method: shades from light to the method's own colour
                 shade = 0.65 * (1 - i / (len(settings) - 1)) if len(settings) > 1 else 0.0
                 colour = tuple(c + (1 - c) * shade for c in to_rgb(colours[method]))
+                if ceiling is not None:
+                    part = _mark_off_scale(ax, part, column, ceiling, colour)
                 ax.plot(
                     part["lr"],
                     part[column],
@@ -334,6 +338,8 @@ def plot_lr_grid(
         values = at[column].dropna()
         if direction == "min" and len(values) and (values > 0).all():
             _plain_log_y(ax)
+        if ceiling is not None:
+            ax.set_ylim(top=ceiling * 1.15)
         ax.set_xlabel("learning rate")
         ax.set_title(_panel_name(fraction, labels), fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
@@ -345,6 +351,35 @@ def plot_lr_grid(
         axes[0, -1].legend(frameon=False, fontsize=8)
     fig.suptitle("Tuning grid (validation; circle = picked)", fontsize=11)
     return _save(fig, Path(path))
+
+
+_OFF_SCALE = 20.0  # an error this many times the panel's best is a diverged run, drawn at the panel's top
+
+
+def _error_ceiling(values: pd.Series) -> float | None:
+    """The top of a tuning panel of errors when some rate diverged (an error ``_OFF_SCALE`` times the best or
+    infinite), else None: a diverged 1e10 on a log axis would squeeze every usable rate into one sliver."""
+    finite = values[np.isfinite(values.to_numpy(dtype=float))]
+    if finite.empty or not (finite > 0).all():
+        return None
+    best = float(finite.min())
+    on_scale = finite[finite <= _OFF_SCALE * best]
+    if len(on_scale) == values.notna().sum():
+        return None
+    return float(on_scale.max()) * 1.5
+
+
+def _mark_off_scale(ax, part: pd.DataFrame, column: str, ceiling: float, colour) -> pd.DataFrame:
+    """Draw ``part``'s errors above ``ceiling`` as triangles at the ceiling, labelled with their value; returns
+    ``part`` with those errors clipped to the ceiling, so that its line runs up to the top edge."""
+    above = part[column] > ceiling
+    for lr, value in zip(part.loc[above, "lr"], part.loc[above, column]):
+        ax.scatter([lr], [ceiling], marker="^", s=60, color=colour, zorder=3)
+        ax.annotate(
+            f"{value:.2g}", (lr, ceiling), textcoords="offset points", xytext=(-8, -3), ha="right", va="top",
+            fontsize=7, color=colour,
+        )  # fmt: skip
+    return part.assign(**{column: part[column].where(~above, ceiling)})
 
 
 def write_plots(
