@@ -306,12 +306,19 @@ def test_a_diverged_rate_is_marked_at_the_top_of_the_tuning_plot(tmp_path, figur
     tb_line = next(line for line in ax.get_lines() if line.get_label() == "tb")
     assert max(tb_line.get_ydata()) < top
     assert [t.get_text() for t in ax.texts] == ["1.5e+10"]
+    figures[
+        -1
+    ].canvas.draw()  # over a decade and more, only 2, 3 and 5 label minor ticks (0.09 would hit 0.1)
+    minor = {t.get_text() for t in ax.get_yticklabels(minor=True)} - {""}
+    assert {"0.2", "0.5"} <= minor and "0.09" not in minor
 
     # no rate diverged: the axis is matplotlib's own
     rows = [r for r in rows if r["lr"] < 3e-2]
     assert plots.plot_lr_grid(pd.DataFrame(rows), "nrmse", ["baseline", "tb"], tmp_path / "h.png", "min")
     ax = figures[-1].axes[0]
     assert not ax.texts and ax.get_ylim()[1] < 0.2
+    figures[-1].canvas.draw()  # a fraction of a decade: every minor tick labelled
+    assert {"0.07", "0.08", "0.09"} <= {t.get_text() for t in ax.get_yticklabels(minor=True)}
 
 
 def test_the_committed_overview_reads_the_published_studies(tmp_path):

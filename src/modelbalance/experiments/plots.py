@@ -11,6 +11,7 @@ Each function draws one figure into a file and returns its path (or None when th
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +61,21 @@ def _panel_name(fraction: float, labels: dict[float, str] | None) -> str:
 
 
 def _plain_log_y(ax) -> None:
-    """Log y axis with plain number labels (0.2, 0.3) instead of 2x10^-1."""
+    """Log y axis with plain number labels (0.2, 0.3) instead of 2x10^-1; over more than about a decade only
+    the minor ticks at 2, 3 and 5 are labelled (0.09 beside 0.1 would overlap), over more than two none."""
     from matplotlib.ticker import FuncFormatter
 
+    def minor(value: float, _position) -> str:
+        low, high = ax.get_ylim()
+        decades = math.log10(high / low) if low > 0 and high > low else 0.0
+        mantissa = round(value / 10 ** math.floor(math.log10(value))) if value > 0 else 0
+        if decades > 2 or (decades > 0.8 and mantissa not in (2, 3, 5)):
+            return ""
+        return f"{value:g}"
+
     ax.set_yscale("log")
-    plain = FuncFormatter(lambda value, _position: f"{value:g}")
-    ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
     ax.tick_params(axis="y", which="minor", labelsize=7)
 
 
