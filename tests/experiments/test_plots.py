@@ -301,14 +301,13 @@ def test_a_diverged_rate_is_marked_at_the_top_of_the_tuning_plot(tmp_path, figur
     ]  # fmt: skip
     assert plots.plot_lr_grid(pd.DataFrame(rows), "nrmse", ["baseline", "tb"], tmp_path / "g.png", "min")
     ax = figures[-1].axes[0]
-    bottom, top = ax.get_ylim()
+    top = ax.get_ylim()[1]
     assert 0.55 < top < 1.0  # the baseline's 0.55 (8x the best) stays on the scale
     tb_line = next(line for line in ax.get_lines() if line.get_label() == "tb")
     assert max(tb_line.get_ydata()) < top
     assert [t.get_text() for t in ax.texts] == ["1.5e+10"]
-    figures[
-        -1
-    ].canvas.draw()  # over a decade and more, only 2, 3 and 5 label minor ticks (0.09 would hit 0.1)
+    # over a decade and more, only 2, 3 and 5 label minor ticks (0.09 would hit 0.1)
+    figures[-1].canvas.draw()
     minor = {t.get_text() for t in ax.get_yticklabels(minor=True)} - {""}
     assert {"0.2", "0.5"} <= minor and "0.09" not in minor
 
