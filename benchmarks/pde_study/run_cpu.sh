@@ -2,7 +2,7 @@
 # The whole PDE study on a 2-core machine: two studies at a time (one torch thread each), each in its own
 # resumable folder under WORKDIR; a study that extends another (more seeds, a wider grid, variants) takes the
 # runs it shares with it through --reuse instead of training them again. Then the reports: docs/results/<study>/.
-# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 13 h on 2 cores; rerun to continue)
+# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 14.5 h on 2 cores; rerun to continue)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/pde_study}
@@ -33,11 +33,12 @@ STUDY_WORKERS=2 study cfd1d_fno_225_fixed_lr  # the paper's 2.5%: ~1,150 s a run
 STUDY_WORKERS=2 study cfd1d_fno_54_strength cfd1d_fno_54  # s tuned with the rate, as the paper did: ~1 h
 STUDY_WORKERS=2 study cfd1d_fno_54_strength_controls cfd1d_fno_54_strength  # ~0.8 h
 STUDY_WORKERS=2 study cfd1d_fno_225_tuned_cpu cfd1d_fno_225_fixed_lr  # 2.5% tuned: 8 tuning runs + 10 test, ~2.5 h
+STUDY_WORKERS=2 study cfd1d_fno_225_controls_cpu cfd1d_fno_225_tuned_cpu  # its controls at the shared pick: ~1.4 h
 for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet burgers_fno_explore \
   burgers_fno_fixed_lr burgers_fno_fixed_lr_1e-2 darcy_fno_fixed_lr burgers_fno_wide burgers_fno_long \
   cfd1d_fno_54 cfd1d_fno_54_fixed_lr cfd1d_fno_54_controls cfd1d_unet_54 \
   cfd1d_unet_54_controls cfd1d_fno_225_fixed_lr cfd1d_fno_54_strength cfd1d_fno_54_strength_controls \
-  cfd1d_fno_225_tuned_cpu; do
+  cfd1d_fno_225_tuned_cpu cfd1d_fno_225_controls_cpu; do
   rm -rf "docs/results/$s"
   python benchmarks/pde_study/merge.py --config "$S/$s.toml" --out "docs/results/$s" "$W/$s" > "$W/merge_$s.log" 2>&1
   tar -czf "docs/results/$s/runs.tar.gz" -C "docs/results/$s" runs && rm -rf "docs/results/$s/runs"
