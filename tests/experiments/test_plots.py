@@ -78,6 +78,23 @@ def test_fraction_axes_keep_fractions(tmp_path, figures):
     assert ax.get_xlabel().startswith("training fraction of the pool")
 
 
+def test_a_method_missing_at_a_middle_size_gets_a_broken_line_not_a_bridge(tmp_path, figures):
+    frame = kshot_frame([4, 16, 64])
+    llrd = frame[(frame["method"] == "tb") & (frame["shots"] != 16)].assign(method="llrd")
+    frame = pd.concat([frame, llrd], ignore_index=True)
+    methods = ["baseline", "tb", "llrd"]
+    comparisons = comparison_frame(frame, metric="accuracy", direction="max", methods=methods)
+    plots.plot_error_vs_fraction(frame, "accuracy", "max", methods, tmp_path / "a.png", subset_labels(frame))
+    plots.plot_relative_gain(comparisons, "accuracy", methods, tmp_path / "g.png", subset_labels(frame))
+    for fig in figures:
+        # each errorbar container holds (data line, caps, bars)
+        lines = {bars.get_label(): bars.lines[0] for bars in fig.axes[0].containers}
+        # llrd has no 16/class runs: its middle point is missing (the line breaks there), the others are drawn
+        y = np.asarray(lines["llrd"].get_ydata(), dtype=float)
+        assert len(y) == 3 and np.isnan(y[1]) and np.isfinite(y[[0, 2]]).all()
+        assert np.isfinite(np.asarray(lines["tb"].get_ydata(), dtype=float)).all()
+
+
 def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
     frame = kshot_frame([4, 16], seeds=5)
     folders = []

@@ -116,6 +116,7 @@ def plot_error_vs_fraction(
         stats = runs[runs["method"] == method].groupby("fraction")[metric].agg(["mean", "std", "count"])
         if stats.empty:
             continue
+        stats = stats.reindex(fractions)  # a size this method did not run breaks its line, not bridged
         # a small horizontal offset keeps overlapping error bars apart
         shift = 1 + 0.03 * (k - (len(methods) - 1) / 2)
         ax.errorbar(
@@ -154,8 +155,11 @@ def plot_relative_gain(
     colours = _colours(methods)
     fig, ax = _figure(figsize=(6.4, 4.4))
     compared = [m for m in methods if m in set(comparisons["method"])]
+    fractions = sorted(comparisons["fraction"].unique())
     for k, method in enumerate(compared):
-        part = comparisons[comparisons["method"] == method].sort_values("fraction")
+        part = comparisons[comparisons["method"] == method].set_index("fraction")
+        # a size this method was not compared at breaks its line, so no gain is drawn there by interpolation
+        part = part.reindex(fractions).reset_index()
         shift = 1 + 0.03 * (k - (len(compared) - 1) / 2)
         gain = 100 * part["gain"].to_numpy()
         low = 100 * part["ci_low"].to_numpy()
@@ -173,7 +177,7 @@ def plot_relative_gain(
             markersize=5,
         )
     ax.axhline(0, color="#333333", linewidth=1, linestyle="--")
-    _fraction_axis(ax, sorted(comparisons["fraction"].unique()), labels)
+    _fraction_axis(ax, fractions, labels)
     reference = comparisons["reference"].iloc[0]
     ax.set_xlabel(_subset_axis_label(labels))
     ax.set_ylabel(f"gain over {reference} in test {metric} (%)")
