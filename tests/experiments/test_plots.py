@@ -169,6 +169,51 @@ def test_size_report_pools_a_study_with_its_confirmation(tmp_path):
     assert overlapping.returncode != 0 and "same name" in overlapping.stderr
 
 
+def test_size_report_unions_folders_that_ran_different_methods_of_one_size(tmp_path):
+    """--union: each method from every folder reporting it; a run two folders share counts once; a seed with two
+    different results, or a method at two configurations, is refused."""
+    frame = kshot_frame([16], seeds=8)
+    script = ROOT / "benchmarks" / "nlp_study" / "size_report.py"
+    tuned, controls, confirm = (tmp_path / name for name in ("k16", "k16_controls", "k16_confirm"))
+    for folder in (tuned, controls, confirm):
+        folder.mkdir()
+    first = frame[frame["seed"] < 5]
+    llrd = first[first["method"] == "tb"].assign(method="llrd", accuracy=first["accuracy"] - 0.02)
+    pd.concat([first, llrd]).to_csv(tuned / "results.csv", index=False)
+    placebo = first[first["method"] == "baseline"].assign(method="tb_shuffle")
+    pd.concat([first, placebo]).to_csv(controls / "results.csv", index=False)  # baseline and tb reused
+    frame[frame["seed"] >= 5].to_csv(confirm / "results.csv", index=False)
+
+    def report(*arguments):
+        command = [sys.executable, str(script), *map(str, arguments), "--out", str(tmp_path / "sizes")]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    done = report("--union", tuned, controls, confirm)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "sizes" / "comparisons.csv").set_index("method")
+    assert table.loc["tb", "n"] == 8  # seeds 0-4 once, though two folders report them, and 5-7
+    assert table.loc["llrd", "n"] == 5 and table.loc["tb_shuffle", "n"] == 5
+    assert table.loc["tb_shuffle", "gain"] == pytest.approx(0.0)
+    every = frame.pivot_table(index="seed", columns="method", values="accuracy")
+    assert table.loc["tb", "gain"] == pytest.approx(every["tb"].mean() / every["baseline"].mean() - 1)
+    early = every.loc[:4]
+    assert table.loc["llrd", "gain"] == pytest.approx(
+        (early["tb"].mean() - 0.02) / early["baseline"].mean() - 1
+    )
+    summary = (tmp_path / "sizes" / "summary.md").read_text()
+    assert "baseline 8 seeds, llrd 5 seeds, tb 8 seeds, tb_shuffle 5 seeds" in summary
+    assert "a shared run counted once" in summary
+
+    changed = pd.concat([first.assign(accuracy=first["accuracy"] + 0.01), placebo])
+    changed.to_csv(controls / "results.csv", index=False)  # seeds 0-4 of baseline and tb now differ
+    refused = report("--union", tuned, controls)
+    assert refused.returncode != 0 and "different results" in refused.stderr
+    other_rate = pd.concat([first.assign(point="lr=0.003"), placebo])
+    other_rate.to_csv(controls / "results.csv", index=False)
+    refused = report("--union", tuned, controls)
+    assert refused.returncode != 0 and "more than one configuration" in refused.stderr
+
+
 def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_path):
     """Two batches of seeds of the same cell pool into one paired comparison; overlapping seeds, another size or
     another rate are refused before any numbers are printed."""
