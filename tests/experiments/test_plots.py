@@ -382,14 +382,62 @@ def test_a_diverged_rate_is_marked_at_the_top_of_the_tuning_plot(tmp_path, figur
     assert {"0.07", "0.08", "0.09"} <= {t.get_text() for t in ax.get_yticklabels(minor=True)}
 
 
-def test_the_committed_overview_reads_the_published_studies(tmp_path):
-    """overview.toml names published folders that pool cleanly: one TB row per cell, every gain finite."""
+@pytest.mark.parametrize(
+    "cells_file, keys",
+    [
+        ("benchmarks/nlp_study/overview.toml", ["task", "model", "finetune", "per_class", "rate"]),
+        ("benchmarks/pde_study/overview.toml", ["task", "model", "samples", "rate"]),
+    ],
+)
+def test_the_committed_overviews_read_the_published_studies(tmp_path, cells_file, keys):
+    """Each committed cells file names published folders that pool cleanly: one TB row per cell, gains finite."""
     script = ROOT / "benchmarks" / "nlp_study" / "overview.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--out", str(tmp_path / "out")], capture_output=True, text=True
-    )
+    command = [sys.executable, str(script), "--cells", str(ROOT / cells_file), "--out", str(tmp_path / "out")]
+    done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(tmp_path / "out" / "overview.csv")
-    cells = table.groupby(["task", "model", "finetune", "per_class", "rate"]).ngroups
+    cells = table.groupby(keys).ngroups
     assert (table["arm"] == "TB").sum() == cells
     assert np.isfinite(table["gain"]).all() and (table["n"] >= 5).all()
+
+
+def test_an_overview_of_an_error_metric_counts_a_lower_error_as_a_gain(tmp_path):
+    """[overview] sets the metric, its direction, the cell keys and the arms: a PDE study reads as an NLP one does."""
+    results = tmp_path / "results"
+    frame = kshot_frame([16], seeds=6).drop(columns="shots").rename(columns={"accuracy": "nrmse"})
+    frozen = frame[frame["method"] == "tb"].assign(method="tb_frozen", nrmse=lambda f: f["nrmse"] - 0.05)
+    (results / "cfd").mkdir(parents=True)
+    pd.concat([frame, frozen]).to_csv(results / "cfd" / "results.csv", index=False)
+    cells = tmp_path / "cells.toml"
+    cells.write_text(
+        '[overview]\ntitle = "CFD"\nmetric = "nrmse"\ndirection = "min"\n'
+        'keys = ["task", "model", "samples", "rate"]\narms = ["tb", "frozen"]\nvalue_format = ".3g"\n'
+        '[[cell]]\ntask = "cfd1d"\nmodel = "FNO"\nsamples = 32\ntb = ["cfd"]\nfrozen = ["cfd"]\n'
+    )
+    script = ROOT / "benchmarks" / "nlp_study" / "overview.py"
+
+    def overview(cells_file):
+        command = [sys.executable, str(script), "--cells", str(cells_file), "--results", str(results)]
+        return subprocess.run([*command, "--out", str(tmp_path / "out")], capture_output=True, text=True)
+
+    done = overview(cells)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "out" / "overview.csv").set_index("arm")
+    b = frame.pivot_table(index="seed", columns="method", values="nrmse")
+    assert table.loc["TB", "gain"] == pytest.approx(
+        1 - b["tb"].mean() / b["baseline"].mean()
+    )  # lower is better
+    assert table.loc["frozen", "gain"] > table.loc["TB", "gain"]  # its error is 0.05 lower on every seed
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert summary.startswith("# CFD")
+    assert "| task | model | samples | rate | seeds | baseline nrmse | TB vs baseline " in summary
+    assert (
+        "| cfd1d | FNO | 32 | tuned | 6 |" in summary and "relative reduction of mean test nrmse" in summary
+    )
+
+    cells.write_text('[overview]\ndirection = "down"\n[[cell]]\ntask = "t"\ntb = ["cfd"]')
+    refused = overview(cells)
+    assert refused.returncode != 0 and "direction must be min or max" in refused.stderr
+    cells.write_text('[overview]\nmetrics = "nrmse"\n[[cell]]\ntask = "t"\ntb = ["cfd"]')
+    refused = overview(cells)
+    assert refused.returncode != 0 and "metrics" in refused.stderr
