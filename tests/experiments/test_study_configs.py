@@ -10,8 +10,8 @@ from modelbalance.experiments.registry import MODELS, TASKS, load_builtins
 from modelbalance.experiments.runner import check_method_options
 
 ROOT = Path(__file__).resolve().parents[2]
-# TOML files under benchmarks/ that are not experiment configs (the overview's list of cells)
-NOT_CONFIGS = {ROOT / "benchmarks" / "nlp_study" / "overview.toml"}
+# TOML files under benchmarks/ that are not experiment configs (the overviews' lists of cells)
+NOT_CONFIGS = {ROOT / "benchmarks" / study / "overview.toml" for study in ("nlp_study", "pde_study")}
 CONFIGS = sorted(set((ROOT / "benchmarks").rglob("*.toml")) - NOT_CONFIGS)
 RESULTS = sorted(p.parent for p in (ROOT / "docs" / "results").glob("*/config.json"))
 
