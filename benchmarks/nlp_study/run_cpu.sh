@@ -61,3 +61,5 @@ for name in "${STUDIES[@]}"; do
     --threads "$THREADS" --workers "$WORKERS" "${reuse[@]}" > "$W/$name.log" 2>&1 || echo "study $name exited $?"
   bash "$S/publish.sh" "$W" "$name"
 done
+# every cell at a glance, from the published folders
+python benchmarks/nlp_study/overview.py --out docs/results/nlp_overview > "$W/overview.log" 2>&1 || echo "overview exited $?"

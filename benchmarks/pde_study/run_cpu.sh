@@ -43,3 +43,5 @@ for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet 
   python benchmarks/pde_study/merge.py --config "$S/$s.toml" --out "docs/results/$s" "$W/$s" > "$W/merge_$s.log" 2>&1
   tar -czf "docs/results/$s/runs.tar.gz" -C "docs/results/$s" runs && rm -rf "docs/results/$s/runs"
 done
+# the CFD cells at a glance, from the published folders
+python benchmarks/nlp_study/overview.py --cells "$S/overview.toml" --out docs/results/cfd1d_overview > "$W/overview.log" 2>&1
