@@ -268,6 +268,15 @@ def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_pat
     assert refused.returncode != 0 and "different cells or configurations" in refused.stderr
 
 
+def run_overview(cells_file: Path, results: Path | None, out: Path) -> subprocess.CompletedProcess:
+    """benchmarks/nlp_study/overview.py on ``cells_file``, reading ``results`` (the published folders when None)."""
+    script = ROOT / "benchmarks" / "nlp_study" / "overview.py"
+    command = [sys.executable, str(script), "--cells", str(cells_file), "--out", str(out)]
+    if results is not None:
+        command += ["--results", str(results)]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
 def test_overview_pools_each_arm_from_its_own_folders_and_holm_adjusts_tb_over_cells(tmp_path):
     """The overview reads each cell's arms from the folders overview.toml names, compares them with the
     baseline seed for seed, and adjusts TB's p-values over all cells at once."""
@@ -294,11 +303,9 @@ def test_overview_pools_each_arm_from_its_own_folders_and_holm_adjusts_tb_over_c
             ]
         )
     )
-    script = ROOT / "benchmarks" / "nlp_study" / "overview.py"
 
     def overview(cells_file):
-        command = [sys.executable, str(script), "--cells", str(cells_file), "--results", str(results)]
-        return subprocess.run([*command, "--out", str(tmp_path / "out")], capture_output=True, text=True)
+        return run_overview(cells_file, results, tmp_path / "out")
 
     done = overview(cells)
     assert done.returncode == 0, done.stderr
@@ -391,9 +398,7 @@ def test_a_diverged_rate_is_marked_at_the_top_of_the_tuning_plot(tmp_path, figur
 )
 def test_the_committed_overviews_read_the_published_studies(tmp_path, cells_file, keys):
     """Each committed cells file names published folders that pool cleanly: one TB row per cell, gains finite."""
-    script = ROOT / "benchmarks" / "nlp_study" / "overview.py"
-    command = [sys.executable, str(script), "--cells", str(ROOT / cells_file), "--out", str(tmp_path / "out")]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = run_overview(ROOT / cells_file, None, tmp_path / "out")  # the published folders
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(tmp_path / "out" / "overview.csv")
     cells = table.groupby(keys).ngroups
@@ -414,19 +419,16 @@ def test_an_overview_of_an_error_metric_counts_a_lower_error_as_a_gain(tmp_path)
         'keys = ["task", "model", "samples", "rate"]\narms = ["tb", "frozen"]\nvalue_format = ".3g"\n'
         '[[cell]]\ntask = "cfd1d"\nmodel = "FNO"\nsamples = 32\ntb = ["cfd"]\nfrozen = ["cfd"]\n'
     )
-    script = ROOT / "benchmarks" / "nlp_study" / "overview.py"
 
     def overview(cells_file):
-        command = [sys.executable, str(script), "--cells", str(cells_file), "--results", str(results)]
-        return subprocess.run([*command, "--out", str(tmp_path / "out")], capture_output=True, text=True)
+        return run_overview(cells_file, results, tmp_path / "out")
 
     done = overview(cells)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(tmp_path / "out" / "overview.csv").set_index("arm")
     b = frame.pivot_table(index="seed", columns="method", values="nrmse")
-    assert table.loc["TB", "gain"] == pytest.approx(
-        1 - b["tb"].mean() / b["baseline"].mean()
-    )  # lower is better
+    # lower is better: the gain is the relative reduction of the error
+    assert table.loc["TB", "gain"] == pytest.approx(1 - b["tb"].mean() / b["baseline"].mean())
     assert table.loc["frozen", "gain"] > table.loc["TB", "gain"]  # its error is 0.05 lower on every seed
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert summary.startswith("# CFD")
