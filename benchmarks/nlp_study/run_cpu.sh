@@ -22,7 +22,8 @@ STUDIES=("$@")
   pairs_k512_lora_confirm spam_k256_controls pairs_full_llrd pairs_k128_llrd spam_k256_llrd
   pairs_full_llrd_confirm pairs_k32_lora_r32 pairs_k32_lora_r32_delta mpnet_k4_cpu
   mpnet_k4_cpu_llrd mpnet_k16_cpu mpnet_pairs_k32_lora_cpu mpnet_pairs_k32_lora_cpu_controls
-  mpnet_pairs_k32_lora_cpu_fixed_lr mpnet_pairs_k32_lora_cpu_llrd pairs_k512_lora pairs_k512_lora_llrd)
+  mpnet_pairs_k32_lora_cpu_fixed_lr mpnet_pairs_k32_lora_cpu_llrd pairs_k512_lora pairs_k512_lora_llrd
+  wordnet_k32_lora)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
