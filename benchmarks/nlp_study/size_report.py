@@ -131,6 +131,20 @@ def _how_tuned(folder: Path) -> str:
     return f"{how}, seeds {list(config.seeds)}"
 
 
+def subset_axis(folders: list[Path]) -> str:
+    """``"sizes"`` when every folder's study gave absolute training sizes (its subsets are then named ``n=225``, not
+    by their fraction of this project's pool), else ``"fractions"`` (k-shot subsets are named by their shots)."""
+    from modelbalance.experiments.config import ExperimentConfig
+
+    axes = set()
+    for folder in folders:
+        try:
+            axes.add(ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text())).subset_axis)
+        except (OSError, ValueError, TypeError):  # no config.json, or an older one: name subsets by fraction
+            return "fractions"
+    return "sizes" if axes == {"sizes"} else "fractions"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", type=Path, help="one study per size")
@@ -164,7 +178,7 @@ def main() -> None:
     studies += args.union
     frame["selected"] = frame["selected"].astype(bool)
     methods = list(dict.fromkeys(frame["method"]))
-    labels = subset_labels(frame[frame["selected"]])
+    labels = subset_labels(frame[frame["selected"]], subset_axis([f for folders in studies for f in folders]))
     comparisons = comparison_frame(frame, metric=args.metric, direction=args.direction, methods=methods)
     args.out.mkdir(parents=True, exist_ok=True)
     plots = args.out / "plots"

@@ -142,6 +142,22 @@ def test_config_file_with_flag_overrides(tmp_path, capsys):
     assert "fraction 0.5: n_train 10" in stdout  # not the sizes the child file set
 
 
+def test_a_sweep_given_absolute_sizes_names_its_subsets_by_size_not_by_fraction(tmp_path, capsys):
+    """``--sizes 10,20`` on a 24-sample pool: tables, console and plots say ``n=10``, not the fraction 0.4167 of this
+    pool (which reads like a fraction of the paper's pool)."""
+    out = tmp_path / "out"
+    command = [*TINY, "--out", out]
+    command[command.index("--fractions") : command.index("--fractions") + 2] = ["--sizes", "10,20"]
+    command.remove("--no-plots")
+    code, stdout, stderr = run_cli(command, capsys)
+    assert code == 0, stderr
+    summary = (out / "summary.md").read_text()
+    assert "| size | n_train | baseline | tb |" in summary
+    assert "| n=10 | 10 |" in summary and "| n=20 | tb |" in summary
+    assert "0.4167" not in summary and "0.8333" not in summary
+    assert (out / "plots" / "relative_gain.png").is_file()
+
+
 def test_set_reaches_any_config_field(tmp_path, capsys):
     out = tmp_path / "out"
     code, _, stderr = run_cli(

@@ -78,6 +78,37 @@ def test_fraction_axes_keep_fractions(tmp_path, figures):
     assert ax.get_xlabel().startswith("training fraction of the pool")
 
 
+def test_absolute_sizes_are_named_by_size_in_plots_and_the_size_report(tmp_path, figures):
+    frame = kshot_frame([27, 112], seeds=5, pool=536).drop(columns="shots").assign(task="cfd1d", model="fno")
+    labels = subset_labels(frame, "sizes")
+    assert labels == {54 / 536: "n=54", 224 / 536: "n=224"}
+    plots.plot_error_vs_fraction(frame, "accuracy", "max", ["baseline", "tb"], tmp_path / "a.png", labels)
+    ax = figures[0].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["n=54", "n=224"]
+    assert ax.get_xlabel().startswith("training-set size")
+    # size_report names them by size only when every folder's study gave sizes
+    folders = []
+    for n in (54, 224):
+        folder = tmp_path / f"n{n}"
+        folder.mkdir()
+        frame[frame["n_train"] == n].to_csv(folder / "results.csv", index=False)
+        config = {"task": "cfd1d", "model": "fno", "sizes": [n], "seeds": [0, 1, 2, 3, 4], "lrs": [3e-4]}
+        (folder / "config.json").write_text(json.dumps(config))
+        folders.append(folder)
+    script = ROOT / "benchmarks" / "nlp_study" / "size_report.py"
+
+    def summary() -> str:
+        command = [sys.executable, str(script), *map(str, folders), "--out", str(tmp_path / "sizes")]
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return (tmp_path / "sizes" / "summary.md").read_text()
+
+    text = summary()
+    assert "| size | n_train | baseline | tb |" in text and "| n=54 | tb |" in text and "- `n224` (n=224)" in text
+    (folders[1] / "config.json").write_text(json.dumps({**config, "fractions": [224 / 536], "sizes": None}))
+    assert "| fraction | n_train | baseline | tb |" in summary()
+
+
 def test_a_method_missing_at_a_middle_size_gets_a_broken_line_not_a_bridge(tmp_path, figures):
     frame = kshot_frame([4, 16, 64])
     llrd = frame[(frame["method"] == "tb") & (frame["shots"] != 16)].assign(method="llrd")

@@ -312,12 +312,14 @@ def test_modelbalance_experiment_runs_each_text_task_end_to_end(tmp_path, capsys
     recomputes = frame.loc[frame["method"] == "tb", "tb_recomputes"]
     assert recomputes.notna().all() and (recomputes >= 1).all()
     assert "Paired comparison" in captured.out and (out / "summary.md").is_file()
-    header = (
-        "| shots | n_train | baseline | tb |"
+    # k-shot cells are named by their shots, absolute sizes by their size (a fraction of the pool would mislead)
+    header, row = (
+        ("| shots | n_train | baseline | tb |", "| 3/class | 6 |")
         if num_classes == 2
-        else "| fraction | n_train | baseline | tb |"
+        else ("| size | n_train | baseline | tb |", "| n=30 | 30 |")
     )
     assert header in captured.out and header in (out / "summary.md").read_text()
+    assert row in (out / "summary.md").read_text()
 
 
 def test_an_interrupted_text_sweep_resumes_to_the_same_numbers(tmp_path, capsys):

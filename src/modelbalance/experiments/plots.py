@@ -55,9 +55,9 @@ def _save(fig, path: Path) -> Path:
 
 
 def _panel_name(fraction: float, labels: dict[float, str] | None) -> str:
-    """A panel's subset: its k-shot label (``16/class``), else ``fraction 0.025``."""
+    """A panel's subset: its k-shot or size label (``16/class``, ``n=225``), else ``fraction 0.025``."""
     label = (labels or {}).get(fraction, "")
-    return label if label.endswith("/class") else f"fraction {fraction:g}"
+    return label if label.endswith("/class") or label.startswith("n=") else f"fraction {fraction:g}"
 
 
 def _plain_log_y(ax) -> None:
@@ -90,6 +90,8 @@ def _fraction_axis(ax, fractions, labels: dict[float, str] | None = None) -> Non
 def _subset_axis_label(labels: dict[float, str] | None) -> str:
     if labels and all(label.endswith("/class") for label in labels.values()):
         return "training examples per class"
+    if labels and all(label.startswith("n=") for label in labels.values()):
+        return "training-set size"
     return "training fraction of the pool"
 
 
@@ -396,12 +398,13 @@ def _mark_off_scale(ax, part: pd.DataFrame, column: str, ceiling: float, colour)
 
 
 def write_plots(
-    directory: Path, *, frame, comparisons, grid, selected_records, metric, direction, methods
+    directory: Path, *, frame, comparisons, grid, selected_records, metric, direction, methods, axis="fractions"
 ) -> list[Path]:
-    """All figures of a sweep into ``directory``; returns the paths written."""
+    """All figures of a sweep into ``directory``, its subsets named as ``axis`` gave them (``"fractions"``,
+    ``"sizes"`` or ``"shots"``); returns the paths written."""
     from modelbalance.experiments.report import subset_labels
 
-    labels = subset_labels(frame)
+    labels = subset_labels(frame, axis)
     paths = [
         plot_error_vs_fraction(
             frame, metric, direction, methods, directory / "error_vs_fraction.png", labels

@@ -173,14 +173,21 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def subset_labels(frame: pd.DataFrame) -> dict[float, str]:
-    """How each training subset is named in tables: ``16/class`` (k-shot), else the fraction of the pool."""
+def subset_labels(frame: pd.DataFrame, axis: str = "fractions") -> dict[float, str]:
+    """How each training subset is named in tables: ``16/class`` (k-shot), ``n=225`` when the study gave absolute
+    sizes (``axis="sizes"``: a fraction of this project's pool would read like the paper's fraction of its own),
+    else the fraction of the pool."""
     labels = {}
     if frame.empty:
         return labels
     for fraction, part in frame.groupby("fraction"):
         shots = part["shots"].dropna() if "shots" in part else ()
-        labels[fraction] = f"{int(shots.iloc[0])}/class" if len(shots) else _fmt(fraction)
+        if len(shots):
+            labels[fraction] = f"{int(shots.iloc[0])}/class"
+        elif axis == "sizes":
+            labels[fraction] = f"n={int(part['n_train'].iloc[0])}"
+        else:
+            labels[fraction] = _fmt(fraction)
     return labels
 
 
@@ -189,8 +196,13 @@ def _subset(fraction: float, labels: dict[float, str] | None) -> str:
 
 
 def _subset_header(labels: dict[float, str] | None) -> str:
-    """The first column's name: ``shots`` when every subset is k-shot (``16/class``), else ``fraction``."""
-    return "shots" if labels and all(str(v).endswith("/class") for v in labels.values()) else "fraction"
+    """The first column's name: ``shots`` when every subset is k-shot (``16/class``), ``size`` when every one is an
+    absolute size (``n=225``), else ``fraction``."""
+    if labels and all(str(v).endswith("/class") for v in labels.values()):
+        return "shots"
+    if labels and all(str(v).startswith("n=") for v in labels.values()):
+        return "size"
+    return "fraction"
 
 
 def mean_std_table(
@@ -323,7 +335,7 @@ def summary_markdown(
     metric, direction = task.primary_metric, task.direction
     better = "lower" if direction == "min" else "higher"
     methods = list(config.methods)
-    labels = subset_labels(frame)  # "16/class" for k-shot cells, else the fraction
+    labels = subset_labels(frame, config.subset_axis)  # "16/class", "n=225" or the fraction
     metrics = [c for c in frame.columns if f"val_{c}" in frame.columns] if not frame.empty else [metric]
     lines = [
         f"# Experiment: {config.task} / {config.model}",
@@ -449,6 +461,7 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
             metric=metric,
             direction=direction,
             methods=list(config.methods),
+            axis=config.subset_axis,
         )
     edge_picks = [
         f"{m} at {prepared.subset_name(f)}: {point_label(outcome.picked[f, m])} ({', '.join(axes)})"

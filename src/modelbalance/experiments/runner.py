@@ -143,10 +143,13 @@ class PreparedExperiment:
         return self._cell_shots.get(fraction)
 
     def subset_name(self, fraction: float) -> str:
-        """A cell named in a sentence (console and summary alike): ``16/class``, else ``fraction 0.1 (54 samples)``."""
+        """A cell named in a sentence (console and summary alike): ``16/class``, ``225 samples`` (a study given
+        absolute sizes), else ``fraction 0.1 (54 samples)``."""
         shots = self.shots_of(fraction)
         if shots is not None:
             return f"{shots}/class"
+        if self.config.subset_axis == "sizes":
+            return f"{self.n_train(fraction)} samples"
         return f"fraction {fraction:g} ({self.n_train(fraction)} samples)"
 
     def subset_indices(self, fraction: float, seed: int) -> list[int]:
