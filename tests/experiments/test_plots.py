@@ -104,7 +104,11 @@ def test_absolute_sizes_are_named_by_size_in_plots_and_the_size_report(tmp_path,
         return (tmp_path / "sizes" / "summary.md").read_text()
 
     text = summary()
-    assert "| size | n_train | baseline | tb |" in text and "| n=54 | tb |" in text and "- `n224` (n=224)" in text
+    assert (
+        "| size | n_train | baseline | tb |" in text
+        and "| n=54 | tb |" in text
+        and "- `n224` (n=224)" in text
+    )
     (folders[1] / "config.json").write_text(json.dumps({**config, "fractions": [224 / 536], "sizes": None}))
     assert "| fraction | n_train | baseline | tb |" in summary()
 

@@ -398,7 +398,16 @@ def _mark_off_scale(ax, part: pd.DataFrame, column: str, ceiling: float, colour)
 
 
 def write_plots(
-    directory: Path, *, frame, comparisons, grid, selected_records, metric, direction, methods, axis="fractions"
+    directory: Path,
+    *,
+    frame,
+    comparisons,
+    grid,
+    selected_records,
+    metric,
+    direction,
+    methods,
+    axis="fractions",
 ) -> list[Path]:
     """All figures of a sweep into ``directory``, its subsets named as ``axis`` gave them (``"fractions"``,
     ``"sizes"`` or ``"shots"``); returns the paths written."""
