@@ -186,8 +186,10 @@ def plot(frame: pd.DataFrame, layout: Layout, path: Path) -> None:
     colours = {ARMS[arm][1]: ARMS[arm][2] for arm in layout.arms}
     offsets = dict(zip(colours, np.linspace(-0.22, 0.22, len(colours)) if len(colours) > 1 else [0.0]))
     # TB's gains are about 1%: a scale wide enough for LLRD's collapses would hide them, so the axis stops at
-    # +-limit and what lies beyond is drawn at the edge with its value written beside it
+    # +-limit and what lies beyond is drawn at the edge with its value written outside it, in a margin that no
+    # error bar reaches (bars are cut at +-limit too), so the label cannot land on another arm's bar
     limit = layout.limit
+    margin = 1.0 if (100 * frame["gain"].abs() > limit).any() else 0.3
     fig, ax = plt.subplots(figsize=(9, 0.42 * len(cells) + 1.4))
     for arm, colour in colours.items():
         part = frame[frame["arm"] == arm]
@@ -201,9 +203,9 @@ def plot(frame: pd.DataFrame, layout: Layout, path: Path) -> None:
                 ax.annotate(
                     f"{value:+.0f}%",
                     (x, yy),
-                    xytext=(-6 if x > 0 else 6, 6),
+                    xytext=(5 if x > 0 else -5, 0),
                     textcoords="offset points",
-                    ha="right" if x > 0 else "left",
+                    ha="left" if x > 0 else "right",
                     va="center",
                     fontsize=7,
                     color=colour,
@@ -215,7 +217,7 @@ def plot(frame: pd.DataFrame, layout: Layout, path: Path) -> None:
             ax.axhline(i - 0.5, color="0.85", lw=0.6)
         previous = group
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlim(-limit - 0.3, limit + 0.3)
+    ax.set_xlim(-limit - margin, limit + margin)
     ax.set_yticks(range(len(cells)))
     ax.set_yticklabels([_cell_name(layout, cell) for cell in cells])
     ax.invert_yaxis()
