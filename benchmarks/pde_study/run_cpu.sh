@@ -44,4 +44,4 @@ for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet 
   tar -czf "docs/results/$s/runs.tar.gz" -C "docs/results/$s" runs && rm -rf "docs/results/$s/runs"
 done
 # the CFD cells at a glance, from the published folders
-python benchmarks/nlp_study/overview.py --cells "$S/overview.toml" --out docs/results/cfd1d_overview > "$W/overview.log" 2>&1
+python benchmarks/reports/overview.py --cells "$S/overview.toml" --out docs/results/cfd1d_overview > "$W/overview.log" 2>&1

@@ -95,7 +95,7 @@ def test_absolute_sizes_are_named_by_size_in_plots_and_the_size_report(tmp_path,
         config = {"task": "cfd1d", "model": "fno", "sizes": [n], "seeds": [0, 1, 2, 3, 4], "lrs": [3e-4]}
         (folder / "config.json").write_text(json.dumps(config))
         folders.append(folder)
-    script = ROOT / "benchmarks" / "nlp_study" / "size_report.py"
+    script = ROOT / "benchmarks" / "reports" / "size_report.py"
 
     def summary() -> str:
         command = [sys.executable, str(script), *map(str, folders), "--out", str(tmp_path / "sizes")]
@@ -142,7 +142,7 @@ def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
     (Path(folders[1]) / "config.json").write_text(json.dumps(fixed))
     tuned = {**fixed, "shots": [4], "lrs": [1e-4, 3e-4, 1e-3]}
     (Path(folders[0]) / "config.json").write_text(json.dumps(tuned))
-    script = ROOT / "benchmarks" / "nlp_study" / "size_report.py"
+    script = ROOT / "benchmarks" / "reports" / "size_report.py"
     out = tmp_path / "sizes"
     done = subprocess.run(
         [sys.executable, str(script), *folders, "--out", str(out)], capture_output=True, text=True
@@ -174,7 +174,7 @@ def test_size_report_pools_studies_and_refuses_mixed_tasks(tmp_path):
 def test_size_report_pools_a_study_with_its_confirmation(tmp_path):
     """--pool reports one size from folders on disjoint seeds: every seed of the methods that all of them ran."""
     frame = kshot_frame([4, 16], seeds=8)
-    script = ROOT / "benchmarks" / "nlp_study" / "size_report.py"
+    script = ROOT / "benchmarks" / "reports" / "size_report.py"
     small, first, confirm = (tmp_path / name for name in ("k4", "k16", "k16_confirm"))
     for folder in (small, first, confirm):
         folder.mkdir()
@@ -208,7 +208,7 @@ def test_size_report_unions_folders_that_ran_different_methods_of_one_size(tmp_p
     """--union: each method from every folder reporting it; a run two folders share counts once; a seed with two
     different results, or a method at two configurations, is refused."""
     frame = kshot_frame([16], seeds=8)
-    script = ROOT / "benchmarks" / "nlp_study" / "size_report.py"
+    script = ROOT / "benchmarks" / "reports" / "size_report.py"
     tuned, controls, confirm = (tmp_path / name for name in ("k16", "k16_controls", "k16_confirm"))
     for folder in (tuned, controls, confirm):
         folder.mkdir()
@@ -257,7 +257,7 @@ def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_pat
     for folder, seeds in ((first, range(0, 6)), (second, range(6, 10))):
         folder.mkdir()
         frame[frame["seed"].isin(seeds)].to_csv(folder / "results.csv", index=False)
-    script = ROOT / "benchmarks" / "nlp_study" / "seed_pool.py"
+    script = ROOT / "benchmarks" / "reports" / "seed_pool.py"
 
     def pool(*folders, pairs=("tb:baseline",)):
         command = [sys.executable, str(script), *map(str, folders), "--pairs", *pairs]
@@ -304,8 +304,8 @@ def test_seed_pool_pools_disjoint_seeds_of_one_cell_and_refuses_the_rest(tmp_pat
 
 
 def run_overview(cells_file: Path, results: Path | None, out: Path) -> subprocess.CompletedProcess:
-    """benchmarks/nlp_study/overview.py on ``cells_file``, reading ``results`` (the published folders when None)."""
-    script = ROOT / "benchmarks" / "nlp_study" / "overview.py"
+    """benchmarks/reports/overview.py on ``cells_file``, reading ``results`` (the published folders when None)."""
+    script = ROOT / "benchmarks" / "reports" / "overview.py"
     command = [sys.executable, str(script), "--cells", str(cells_file), "--out", str(out)]
     if results is not None:
         command += ["--results", str(results)]

@@ -2,7 +2,7 @@
 study and its confirmation on new seeds, and compare methods pair by pair on every seed at once; it also tests
 whether the batches disagree (Welch's t on the per-seed differences of each batch against the other).
 
-    python benchmarks/nlp_study/seed_pool.py docs/results/nlp_wordnet_k8_controls \\
+    python benchmarks/reports/seed_pool.py docs/results/nlp_wordnet_k8_controls \\
         docs/results/nlp_wordnet_k8_confirm --pairs tb:baseline tb_shuffle:baseline tb:tb_shuffle
 
 Each pair ``a:b`` reads "a against b" (gain > 0: a is better); Holm adjusts the t-test p-values over the pairs

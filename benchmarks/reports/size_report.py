@@ -1,7 +1,7 @@
 """Gain against training size across finished studies of one task and model (each study is one size): a table of
 means, the paired comparisons with Holm over every (size, method) row, and the two plots the question needs.
 
-    python benchmarks/nlp_study/size_report.py docs/results/nlp_spam_k4 docs/results/nlp_spam_k16 \\
+    python benchmarks/reports/size_report.py docs/results/nlp_spam_k4 docs/results/nlp_spam_k16 \\
         docs/results/nlp_spam_k64 --out docs/results/nlp_spam_sizes
 
 Reads each folder's ``results.csv`` (the runs the study reported are its ``selected`` rows: the configuration picked

@@ -1,11 +1,11 @@
 """A whole study at a glance: every cell (task, model, fine-tuning, size) where TempBalance met an equally tuned
 baseline, with TB's gain and its controls' (shuffled placebo, frozen factors, LLRD), in one table and one forest plot.
 
-    python benchmarks/nlp_study/overview.py --out docs/results/nlp_overview
-    python benchmarks/nlp_study/overview.py --cells benchmarks/pde_study/overview.toml --out docs/results/cfd1d_overview
+    python benchmarks/reports/overview.py --cells benchmarks/nlp_study/overview.toml --out docs/results/nlp_overview
+    python benchmarks/reports/overview.py --cells benchmarks/pde_study/overview.toml --out docs/results/cfd1d_overview
 
-The cells and the published folders each comparison pools are declared in a TOML file (``overview.toml`` beside this
-script by default); its optional ``[overview]`` table sets the title, the metric and its direction, the columns that
+The cells and the published folders each comparison pools are declared in a TOML file (each study's
+``overview.toml``); its optional ``[overview]`` table sets the title, the metric and its direction, the columns that
 tell cells apart, the arms shown and the plot's range (the defaults are the NLP study's). Every number is computed
 here from those folders' ``results.csv``, the reported runs only. Gains are against the baseline (> 0: better), with
 95% bootstrap CIs over seed pairs and paired t-tests; the Holm column adjusts the TB rows over all cells at once, a
@@ -233,7 +233,7 @@ def plot(frame: pd.DataFrame, layout: Layout, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=Path, default=HERE / "overview.toml")
+    parser.add_argument("--cells", type=Path, required=True, help="a study's cells file (its overview.toml)")
     parser.add_argument("--results", type=Path, default=HERE.parents[1] / "docs" / "results")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -242,7 +242,6 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "overview.csv", index=False)
     plot(frame, layout, args.out / "plots" / "gains.png")
-    default = args.cells.resolve() == (HERE / "overview.toml").resolve()
     cells_file = _shown(args.cells)
     change = "change" if layout.direction == "max" else "reduction"
     labels = layout.labels
@@ -255,9 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{layout.metric}",
             "against the baseline, 95% bootstrap CI over seed pairs, wins = seeds better, paired t-test p. The Holm",
             "column adjusts TB's p-values over every cell at once. The cells and the folders each row pools:",
-            f"`{cells_file}`. Made by `python benchmarks/nlp_study/overview.py "
-            + ("" if default else f"--cells {cells_file} ")
-            + f"--out {args.out}`.",
+            f"`{cells_file}`. Made by `python benchmarks/reports/overview.py --cells {cells_file} --out {args.out}`.",
             "",
             markdown(frame, layout),
             "",
