@@ -158,6 +158,28 @@ def test_a_sweep_given_absolute_sizes_names_its_subsets_by_size_not_by_fraction(
     assert (out / "plots" / "relative_gain.png").is_file()
 
 
+def test_a_finished_sweep_reruns_from_its_own_config_json(tmp_path, capsys):
+    """A results folder's config.json is a config: into a new folder it trains the same runs to the same numbers;
+    in its own folder it trains nothing and writes the reports again."""
+    out = tmp_path / "out"
+    assert run_cli([*TINY, "--out", out], capsys)[0] == 0
+    again = tmp_path / "again"
+    code, stdout, stderr = run_cli(["experiment", "--config", out / "config.json", "--out", again], capsys)
+    assert code == 0, stderr
+    assert "runs: 8 new, 0 reused" in stdout
+    columns = ["fraction", "seed", "method", "lr", "nrmse", "val_nrmse", "final_train_loss"]
+    first, second = (pd.read_csv(folder / "results.csv")[columns] for folder in (out, again))
+    pd.testing.assert_frame_equal(first, second)
+    (out / "summary.md").unlink()
+    code, stdout, stderr = run_cli(["experiment", "--config", out / "config.json", "--no-progress"], capsys)
+    assert code == 0, stderr
+    assert "runs: 0 new, 8 reused" in stdout and (out / "summary.md").is_file()
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"task": "toy",')
+    code, _, stderr = run_cli(["experiment", "--config", broken, "--out", tmp_path / "b"], capsys)
+    assert code == 2 and stderr.count("\n") == 1 and "invalid JSON" in stderr
+
+
 def test_set_reaches_any_config_field(tmp_path, capsys):
     out = tmp_path / "out"
     code, _, stderr = run_cli(

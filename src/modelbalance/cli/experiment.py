@@ -69,7 +69,8 @@ def _register_experiment(subparsers) -> None:
     add(
         "--config",
         metavar="FILE",
-        help="TOML or YAML file with ExperimentConfig fields; "
+        help="TOML or YAML file with ExperimentConfig fields, or a results folder's config.json (re-run or "
+        "re-report that study as it ran); "
         'extends = "other.toml" (relative to the file) starts from another file and changes what it names; '
         'unset = ["tune_seeds"] removes an inherited setting',
     )

@@ -320,7 +320,8 @@ class ExperimentConfig:
 
 
 def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Parse a TOML or YAML config file into a dict (no validation).
+    """Parse a TOML, YAML or JSON config file into a dict (no validation); JSON is what a results folder saves as
+    its ``config.json``, so a finished study can be re-run or re-reported from its own folder.
 
     ``extends = "other.toml"`` (a path relative to this file) starts from another config: this file's settings
     replace the other's key by key, tables (``task_params``, ``method_options.tb``, ``grids``...) are merged key by
@@ -360,8 +361,13 @@ def read_config_file(path: str | Path, *, _chain: tuple[Path, ...] = ()) -> dict
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: invalid YAML: {err}".replace("\n", " ")) from None
+    elif suffix == ".json":  # a results folder's config.json: re-run or re-report a finished study as it ran
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: invalid JSON: {err}") from None
     else:
-        raise ValueError(f"{path}: config files must end in .toml, .yaml or .yml")
+        raise ValueError(f"{path}: config files must end in .toml, .yaml, .yml or .json")
     if not isinstance(values, dict):
         raise ValueError(f"{path}: the top level must be a table/mapping of settings")
     # A file may nest everything under an [experiment] table (with `extends` and `unset` inside it or above it).
