@@ -23,7 +23,7 @@ STUDIES=("$@")
   pairs_full_llrd_confirm pairs_k32_lora_r32 pairs_k32_lora_r32_delta mpnet_k4_cpu
   mpnet_k4_cpu_llrd mpnet_k16_cpu mpnet_pairs_k32_lora_cpu mpnet_pairs_k32_lora_cpu_controls
   mpnet_pairs_k32_lora_cpu_fixed_lr mpnet_pairs_k32_lora_cpu_llrd pairs_k512_lora pairs_k512_lora_llrd
-  wordnet_k32_lora)
+  wordnet_k32_lora wordnet_k2_lora wordnet_k32_lora_controls wordnet_k2_lora_fixed_lr)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -51,6 +51,7 @@ for name in "${STUDIES[@]}"; do
     wordnet_k8_llrd_confirm) parents=(wordnet_k8_confirm) ;;  # baseline and tb at 3e-4 on seeds 10-19
     pairs_k32_lora_r32_delta) parents=(pairs_k32_lora_r32) ;;  # baseline and tb at rank 32
     mpnet_pairs_k32_lora_cpu_fixed_lr) parents=(mpnet_pairs_k32_lora_cpu) ;;  # the baseline at 3e-3
+    wordnet_k2_lora_fixed_lr) parents=(wordnet_k2_lora) ;;  # the baseline at 1e-2
     pairs_k512_lora) parents=(pairs_k512_lora_fixed_lr pairs_k512_lora_confirm) ;;  # seeds 0-4 and 5-9 at 1e-3
   esac
   for parent in "${parents[@]}"; do
@@ -63,4 +64,4 @@ for name in "${STUDIES[@]}"; do
   bash "$S/publish.sh" "$W" "$name"
 done
 # every cell at a glance, from the published folders
-python benchmarks/nlp_study/overview.py --out docs/results/nlp_overview > "$W/overview.log" 2>&1 || echo "overview exited $?"
+python benchmarks/reports/overview.py --cells "$S/overview.toml" --out docs/results/nlp_overview > "$W/overview.log" 2>&1 || echo "overview exited $?"
