@@ -152,7 +152,7 @@ def test_a_sweep_given_absolute_sizes_names_its_subsets_by_size_not_by_fraction(
     code, stdout, stderr = run_cli(command, capsys)
     assert code == 0, stderr
     summary = (out / "summary.md").read_text()
-    assert "| size | n_train | baseline | tb |" in summary
+    assert "| size | n_train | baseline | tb |" in summary and "| size | n_train | baseline | tb |" in stdout
     assert "| n=10 | 10 |" in summary and "| n=20 | tb |" in summary
     assert "0.4167" not in summary and "0.8333" not in summary
     assert (out / "plots" / "relative_gain.png").is_file()

@@ -83,7 +83,7 @@ def _child(text: str, parent: str = "epochs = 3\n") -> dict[str, str]:
     ("files", "error", "message"),
     [
         ({}, FileNotFoundError, "config file not found"),
-        ({"c.json": "{}"}, ValueError, r"\.toml, \.yaml or \.yml"),
+        ({"c.ini": "[x]"}, ValueError, r"\.toml, \.yaml, \.yml or \.json"),
         ({"c.toml": "task = "}, ValueError, "invalid TOML"),
         ({"c.yaml": "- 1\n- 2\n"}, ValueError, "top level"),
         (

@@ -496,7 +496,7 @@ def _sweep_and_print(prepared, args, *, plots: bool, executor=None) -> int:
     metric, direction = prepared.metric, prepared.direction
     print()
     print(f"Test {metric} (mean ± std over seeds, {'lower' if direction == 'min' else 'higher'} is better):")
-    labels = subset_labels(frame)
+    labels = subset_labels(frame, config.subset_axis)
     print(mean_std_table(frame, metric, direction, list(config.methods), labels))
     if len(config.methods) > 1 and not reported(frame).empty:
         from modelbalance.experiments.report import comparison_frame
