@@ -17,7 +17,7 @@ the seeds both ran.
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -112,16 +112,25 @@ def tuning_notes(
     return lines
 
 
-def _how_tuned(folder: Path) -> str:
-    from modelbalance.experiments.config import ExperimentConfig
-    from modelbalance.experiments.plan import point_label
+@functools.cache
+def _folder_config(folder: Path):
+    """A study folder's ``ExperimentConfig``, or why it has none (a sentence); read once per folder."""
+    from modelbalance.experiments.config import ExperimentConfig, read_config_file
 
     if not (folder / "config.json").is_file():
         return "no config.json, so how it was tuned is not known here"
     try:
-        config = ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        return ExperimentConfig.from_dict(read_config_file(folder / "config.json"))
     except (ValueError, TypeError) as err:  # an older or foreign config.json
         return f"its config.json could not be read ({err})"
+
+
+def _how_tuned(folder: Path) -> str:
+    from modelbalance.experiments.plan import point_label
+
+    config = _folder_config(folder)
+    if isinstance(config, str):
+        return config
     budgets = {m: len(config.grid_points(m)) for m in config.methods}
     if max(budgets.values()) > 1:
         how = "tuned on validation, " + ", ".join(f"{m} {n}" for m, n in budgets.items()) + " configurations"
@@ -134,14 +143,9 @@ def _how_tuned(folder: Path) -> str:
 def subset_axis(folders: list[Path]) -> str:
     """``"sizes"`` when every folder's study gave absolute training sizes (its subsets are then named ``n=225``, not
     by their fraction of this project's pool), else ``"fractions"`` (k-shot subsets are named by their shots)."""
-    from modelbalance.experiments.config import ExperimentConfig
-
-    axes = set()
-    for folder in folders:
-        try:
-            axes.add(ExperimentConfig.from_dict(json.loads((folder / "config.json").read_text())).subset_axis)
-        except (OSError, ValueError, TypeError):  # no config.json, or an older one: name subsets by fraction
-            return "fractions"
+    configs = [_folder_config(folder) for folder in folders]
+    # a folder without a readable config.json: name subsets by fraction
+    axes = {"fractions" if isinstance(config, str) else config.subset_axis for config in configs}
     return "sizes" if axes == {"sizes"} else "fractions"
 
 
