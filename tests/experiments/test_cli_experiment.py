@@ -180,6 +180,44 @@ def test_a_finished_sweep_reruns_from_its_own_config_json(tmp_path, capsys):
     assert code == 2 and stderr.count("\n") == 1 and "invalid JSON" in stderr
 
 
+def test_a_published_folder_with_its_runs_archived_is_re_reported_and_extended_without_retraining(
+    tmp_path, capsys
+):
+    """A published folder keeps its runs as runs.tar.gz and has moved since it ran: its config.json re-reports it
+    where it lies, and --reuse takes its archived runs, so extending it trains only what is new."""
+    import shutil
+    import tarfile
+
+    first = tmp_path / "first"
+    assert run_cli([*TINY, "--out", first], capsys)[0] == 0
+    published = tmp_path / "docs" / "published"
+    published.parent.mkdir()
+    with tarfile.open(first / "runs.tar.gz", "w:gz") as archive:
+        archive.add(first / "runs", arcname="runs")
+    shutil.rmtree(first / "runs")
+    (first / "summary.md").unlink()
+    first.rename(published)  # config.json still names "first" as its out
+    config_text = (published / "config.json").read_text()
+    code, stdout, stderr = run_cli(
+        ["experiment", "--config", published / "config.json", "--no-progress"], capsys
+    )
+    assert code == 0, stderr
+    assert "runs: 0 new, 8 reused" in stdout and (published / "summary.md").is_file()
+    assert not first.exists() and (published / "config.json").read_text() == config_text
+    more = tmp_path / "more"
+    code, stdout, stderr = run_cli(
+        ["experiment", "--config", published / "config.json", "--out", more, "--seeds", "0,1,2",
+         "--reuse", published, "--no-progress", "--no-plots"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "runs: 4 new, 8 reused" in stdout
+    (published / "runs.tar.gz").write_bytes(b"not an archive")
+    for args in (["--out", tmp_path / "other", "--reuse", published], []):
+        code, _, stderr = run_cli(["experiment", "--config", published / "config.json", *args], capsys)
+        assert code == 2 and stderr.count("\n") == 1 and "not a readable run archive" in stderr
+
+
 def test_set_reaches_any_config_field(tmp_path, capsys):
     out = tmp_path / "out"
     code, _, stderr = run_cli(

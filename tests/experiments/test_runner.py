@@ -316,6 +316,34 @@ def test_store_skips_unreadable_records(tmp_path):
     assert not list((tmp_path / "runs").glob("*.tmp"))
 
 
+def test_store_reads_an_archived_folder_and_a_record_in_runs_wins_over_the_archive(tmp_path):
+    import tarfile
+
+    published = ResultsFolder(tmp_path / "pub")
+    published.save_run({"key": "a", "status": "ok", "value": 1.0})
+    published.save_run({"key": "b", "status": "failed", "value": 2.0})
+    (published.runs_dir / "notes.txt").write_text("not a record")
+    stray = tmp_path / "stray.json"
+    stray.write_text('{"key": "c", "status": "ok"}')
+    with tarfile.open(published.runs_archive, "w:gz") as archive:
+        archive.add(published.runs_dir, arcname="runs")
+        archive.add(stray, arcname="other/c.json")  # a record outside runs/ is not this folder's
+    for path in published.runs_dir.iterdir():
+        path.unlink()
+    published.runs_dir.rmdir()
+    assert published.has_runs() and published.load_runs() == {
+        "a": {"key": "a", "status": "ok", "value": 1.0},
+        "b": {"key": "b", "status": "failed", "value": 2.0},
+    }
+    published.save_run({"key": "b", "status": "ok", "value": 3.0})  # retried after it was published
+    assert published.load_runs()["b"]["value"] == 3.0 and len(published.load_runs()) == 2
+    empty = ResultsFolder(tmp_path / "empty")
+    empty.runs_dir.mkdir(parents=True)
+    with tarfile.open(empty.runs_archive, "w:gz"):
+        pass
+    assert not empty.has_runs() and empty.load_runs() == {}
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

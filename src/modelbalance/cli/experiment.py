@@ -4,8 +4,10 @@ Examples::
 
     modelbalance experiment --task burgers --model fno --fractions 0.02,0.1,0.5 --seeds 0,1,2 \\
         --methods baseline,tb --lrs 1e-3,3e-3 --epochs 30 --out results/burgers
-    modelbalance experiment --config sweep.toml --seeds 0-9 --out results/burgers10 \
+    modelbalance experiment --config sweep.toml --seeds 0-9 --out results/burgers10 \\
         --reuse results/burgers                                   # train only the seeds not run there
+    modelbalance experiment --config docs/results/burgers_fno/config.json --out results/more \
+        --seeds 0-19 --reuse docs/results/burgers_fno              # extend a published study (runs.tar.gz)
     modelbalance experiment --resume --out results/burgers        # continue an interrupted sweep
     modelbalance demo                                             # FNO-1D on Burgers, a few minutes on CPU
 """
@@ -164,7 +166,8 @@ def _register_experiment(subparsers) -> None:
         action="append",
         default=[],
         help="take finished runs with the same settings from another results folder instead of training them "
-        "again, e.g. to extend a study with more seeds in a new folder (repeatable)",
+        "again, e.g. to extend a study with more seeds in a new folder; its runs/ or, in a published folder, "
+        "runs.tar.gz (repeatable)",
     )
     add("--overwrite", action="store_true", help="replace the results already in --out")
     add("--retry-failed", action="store_true", help="run again the runs recorded as failed")
@@ -309,6 +312,13 @@ def build_config(args: argparse.Namespace):
     values: dict[str, Any] = {}
     if args.config:
         values = read_config_file(args.config)
+        folder = ResultsFolder(Path(args.config).parent)
+        if Path(args.config).name == "config.json" and (
+            folder.runs_dir.is_dir() or folder.runs_archive.is_file()
+        ):
+            # a results folder's own config: its "out" is where it was first written (a published folder has
+            # moved since), so the folder the file sits in is the default --out
+            values["out"] = str(folder.path)
     elif args.resume:
         if not args.out:
             raise ValueError("--resume needs --out DIR (the folder of the sweep to continue)")
@@ -534,10 +544,11 @@ def _print_plan(prepared) -> None:
         f"device {prepared.device}"
     )
     for fraction in prepared.cells:
-        shots = prepared.shots_of(fraction)
-        label = f"{shots} per class" if shots is not None else f"fraction {fraction:g}"
         first_point = config.grid_points(config.methods[0])[0]
         steps = prepared.run_steps(fraction, first_point)
+        label = (
+            f"fraction {fraction:g}" if config.subset_axis == "fractions" else prepared.subset_name(fraction)
+        )
         print(f"  {label}: n_train {prepared.n_train(fraction)}, {steps} steps per run")
     total = 0
     for method in config.methods:

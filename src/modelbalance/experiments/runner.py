@@ -638,7 +638,7 @@ def run_experiment(
 
 
 def check_reuse(folders: Sequence[str | Path]) -> list[ResultsFolder]:
-    """The results folders to reuse runs from, checked without reading them.
+    """The results folders to reuse runs from (``runs/`` or a published ``runs.tar.gz``), checked before training.
 
     Raises
     ------
@@ -648,10 +648,12 @@ def check_reuse(folders: Sequence[str | Path]) -> list[ResultsFolder]:
     out = []
     for path in folders:
         other = ResultsFolder(path)
-        if not other.runs_dir.is_dir():
-            raise FolderConflict(f"--reuse {path}: no results folder there (no runs/ directory)")
-        if next(other.runs_dir.glob("*.json"), None) is None:
-            raise FolderConflict(f"--reuse {path}: its runs/ directory holds no run records")
+        if not other.runs_dir.is_dir() and not other.runs_archive.is_file():
+            raise FolderConflict(
+                f"--reuse {path}: no results folder there (no runs/ directory or runs.tar.gz)"
+            )
+        if not other.has_runs():
+            raise FolderConflict(f"--reuse {path}: it holds no run records")
         out.append(other)
     return out
 

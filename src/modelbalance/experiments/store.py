@@ -4,12 +4,15 @@ Layout of a results folder::
 
     DIR/config.json        the sweep's ExperimentConfig
     DIR/runs/*.json        one record per finished (or failed) run; the resume state
+    DIR/runs.tar.gz        the same records archived, as a published folder keeps them (read, never written)
     DIR/results.csv|json   one row per run (derived from runs/)
     DIR/grid.csv           validation metric per (fraction, method, lr) and the picked lr
     DIR/summary.md         tables and paired tests
     DIR/plots/*.png
 
 Nothing in a folder that holds another experiment's results is touched unless the caller passes ``overwrite``.
+A folder's runs are those in ``runs/`` and those in ``runs.tar.gz``; a record in ``runs/`` wins over an archived
+one with the same key (it was written after the folder was published).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import json
 import math
 import os
 import shutil
+import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modelbalance.experiments.config import SWEEP_FIELDS, ExperimentConfig
@@ -28,6 +32,7 @@ from modelbalance.experiments.config import SWEEP_FIELDS, ExperimentConfig
 OUTPUT_NAMES = (
     "config.json",
     "runs",
+    "runs.tar.gz",
     "results.csv",
     "results.json",
     "grid.csv",
@@ -99,6 +104,7 @@ class ResultsFolder:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.runs_dir = self.path / "runs"
+        self.runs_archive = self.path / "runs.tar.gz"
         self.config_path = self.path / "config.json"
         self.plots_dir = self.path / "plots"
 
@@ -132,6 +138,7 @@ class ResultsFolder:
         self._check_lock()
         if overwrite or not self.existing_outputs():
             return "new"
+        self._archived_runs()  # an unreadable runs.tar.gz is an error now, not once the sweep has started
         saved = self.saved_config()
         if saved is None:
             raise FolderConflict(
@@ -162,7 +169,9 @@ class ResultsFolder:
                 elif target.exists():
                     target.unlink()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.config_path, to_json(config.to_dict()))
+        saved = None if overwrite or not self.config_path.is_file() else self.saved_config()
+        if saved is None or config.differences(saved):  # the same sweep keeps its file as it was written
+            atomic_write_text(self.config_path, to_json(config.to_dict()))
         atomic_write_text(self.path / _LOCK_NAME, str(os.getpid()))
 
     def release(self) -> None:
@@ -192,23 +201,62 @@ class ResultsFolder:
         """Store one run record (must carry ``key``), atomically."""
         atomic_write_text(self.run_path(record["key"]), to_json(record))
 
+    def has_runs(self) -> bool:
+        """Whether the folder holds any run record, in ``runs/`` or archived."""
+        if self.runs_dir.is_dir() and next(self.runs_dir.glob("*.json"), None) is not None:
+            return True
+        return bool(self._archived_runs())
+
     def load_runs(self) -> dict[str, dict]:
-        """All stored records by key (unreadable files are skipped: they are reported, never fatal)."""
-        records: dict[str, dict] = {}
+        """All stored records by key (unreadable files are skipped: they are reported, never fatal).
+
+        Raises
+        ------
+        FolderConflict
+            ``runs.tar.gz`` is there but is not a readable gzip tar archive.
+        """
+        records = self._archived_runs()
         if not self.runs_dir.is_dir():
             return records
         for path in sorted(self.runs_dir.glob("*.json")):
-            try:
-                record = json.loads(path.read_text())
+            record = _record_or_none(path.read_bytes())
+            if record is not None:
                 records[record["key"]] = record
-            except (ValueError, KeyError, TypeError):
-                continue
+        return records
+
+    def _archived_runs(self) -> dict[str, dict]:
+        """The records in ``runs.tar.gz`` (members ``runs/*.json``), read without unpacking anything."""
+        records: dict[str, dict] = {}
+        if not self.runs_archive.is_file():
+            return records
+        try:
+            with tarfile.open(self.runs_archive, "r:gz") as archive:
+                for member in archive:
+                    name = PurePosixPath(member.name)
+                    if not member.isfile() or name.suffix != ".json" or name.parent.name != "runs":
+                        continue
+                    record = _record_or_none(archive.extractfile(member).read())
+                    if record is not None:
+                        records[record["key"]] = record
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise FolderConflict(
+                f"{self.runs_archive} is not a readable run archive ({err}); restore it from git or move it away"
+            ) from None
         return records
 
     def write_text(self, name: str, text: str) -> Path:
         path = self.path / name
         atomic_write_text(path, text)
         return path
+
+
+def _record_or_none(raw: bytes) -> dict | None:
+    """A run record from a file's bytes, or None when it is not one (a half-written or foreign file)."""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "key" in record else None
 
 
 def _short(config: ExperimentConfig, name: str) -> str:
