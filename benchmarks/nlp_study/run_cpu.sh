@@ -24,7 +24,7 @@ STUDIES=("$@")
   mpnet_k4_cpu_llrd mpnet_k16_cpu mpnet_pairs_k32_lora_cpu mpnet_pairs_k32_lora_cpu_controls
   mpnet_pairs_k32_lora_cpu_fixed_lr mpnet_pairs_k32_lora_cpu_llrd pairs_k512_lora pairs_k512_lora_llrd
   wordnet_k32_lora wordnet_k2_lora wordnet_k32_lora_controls wordnet_k2_lora_fixed_lr
-  wordnet_k2_lora_controls spam_lora_k4 spam_lora_confirm)
+  wordnet_k2_lora_controls spam_lora_k4 spam_lora_confirm spam_lora_k256)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
