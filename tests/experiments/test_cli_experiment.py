@@ -205,11 +205,11 @@ def test_a_published_folder_with_its_runs_archived_is_re_reported_and_extended_w
     assert "runs: 0 new, 8 reused" in stdout and (published / "summary.md").is_file()
     assert not first.exists() and (published / "config.json").read_text() == config_text
     more = tmp_path / "more"
-    code, stdout, stderr = run_cli(
-        ["experiment", "--config", published / "config.json", "--out", more, "--seeds", "0,1,2",
-         "--reuse", published, "--no-progress", "--no-plots"],
-        capsys,
-    )  # fmt: skip
+    extend = ["experiment", "--config", published / "config.json", "--out", more, "--seeds", "0,1,2",
+              "--reuse", published, "--no-progress", "--no-plots"]  # fmt: skip
+    code, stdout, stderr = run_cli([*extend, "--dry-run"], capsys)
+    assert code == 0 and f"12 runs -> {more}: 8 stored or reusable, 4 to train\n" in stdout, stderr
+    code, stdout, stderr = run_cli(extend, capsys)
     assert code == 0, stderr
     assert "runs: 4 new, 8 reused" in stdout
     (published / "runs.tar.gz").write_bytes(b"not an archive")

@@ -258,6 +258,28 @@ def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path, monkeypatch):
     assert [r["nrmse"] for r in again.records] == [r["nrmse"] for r in outcome.records]
 
 
+def test_plan_status_counts_what_a_sweep_will_train_and_makes_the_picks_the_sweep_makes(tmp_path):
+    from modelbalance.experiments.runner import PlanStatus, plan_status, reusable_runs
+
+    config = tiny_config(tmp_path / "out", lrs=(1e-2, 3e-2), tune_seeds=(100,))
+    prepared = prepare(config)
+    # per fraction and method: 2 tuning runs, then seeds 0 and 1 at the pick
+    assert plan_status(prepared, stored={}, donors={}) == PlanStatus(16, 0, 8, 8)
+    outcome = quiet(config)
+    assert outcome.n_new == 16
+    stored = ResultsFolder(tmp_path / "out").load_runs()
+    assert plan_status(prepared, stored=stored, donors={}) == PlanStatus(16, 16, 0, 0)
+    more = prepare(tiny_config(tmp_path / "more", lrs=(1e-2, 3e-2), tune_seeds=(100,), seeds=(0, 1, 2)))
+    status = plan_status(more, stored={}, donors=reusable_runs([tmp_path / "out"]))
+    assert status == PlanStatus(20, 16, 4, 0)  # seed 2 at each pick
+    extended = quiet(more.config, reuse=[tmp_path / "out"])
+    assert (extended.n_new, extended.n_reused) == (status.to_train, status.done)
+    failed = {key: {**record, "status": "failed"} for key, record in stored.items()}
+    # failures are kept (no pick, so nothing to test) or retried
+    assert plan_status(prepared, stored=failed, donors={}) == PlanStatus(8, 8, 0, 0)
+    assert plan_status(prepared, stored=failed, donors={}, retry_failed=True) == PlanStatus(16, 0, 8, 8)
+
+
 def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, failing_method):
     config = tiny_config(tmp_path / "out", methods=("baseline", failing_method))
     outcome = quiet(config)

@@ -203,7 +203,11 @@ def _register_experiment(subparsers) -> None:
     )
     add("--no-plots", action="store_true", help="skip the figures")
     add("--no-progress", action="store_true", help="no progress bar")
-    add("--dry-run", action="store_true", help="check everything and print the plan, train nothing")
+    add(
+        "--dry-run",
+        action="store_true",
+        help="check everything and print the plan (how many runs are stored, reusable or to train), train nothing",
+    )
     add("--list", action="store_true", help="list the registered tasks, models and methods and exit")
     parser.set_defaults(handler=_run_experiment)
 
@@ -425,7 +429,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
     if args.dry_run:
         if executor is not None:
             executor.close()
-        _print_plan(prepared)
+        _print_plan(prepared, _plan_status(prepared, args))
         return 0
     try:
         return _sweep_and_print(prepared, args, plots=not args.no_plots, executor=executor)
@@ -532,7 +536,18 @@ def _sweep_and_print(prepared, args, *, plots: bool, executor=None) -> int:
     return 0
 
 
-def _print_plan(prepared) -> None:
+def _plan_status(prepared, args):
+    """What of the sweep is stored in --out or reusable from --reuse (folders already checked)."""
+    from modelbalance.experiments.runner import plan_status, reusable_runs
+    from modelbalance.experiments.store import ResultsFolder
+
+    stored = {} if args.overwrite else ResultsFolder(prepared.config.out).load_runs()
+    return plan_status(
+        prepared, stored=stored, donors=reusable_runs(args.reuse), retry_failed=args.retry_failed
+    )
+
+
+def _print_plan(prepared, status) -> None:
     config = prepared.config
     tune_seeds = config.effective_tune_seeds()
     print(
@@ -560,4 +575,7 @@ def _print_plan(prepared) -> None:
         )
         total += per_cell * len(prepared.cells)
         print(f"  {method}: {len(points)} configuration(s), {per_cell} runs per training size")
-    print(f"{total} runs -> {config.out}")
+    later = f"; {status.awaiting_picks} more once tuning has picked" if status.awaiting_picks else ""
+    print(
+        f"{total} runs -> {config.out}: {status.done} stored or reusable, {status.to_train} to train{later}"
+    )

@@ -637,6 +637,59 @@ def run_experiment(
         folder.release()
 
 
+@dataclass(frozen=True)
+class PlanStatus:
+    """How much of a sweep is already done (``plan_status``): what a dry run says before anything trains."""
+
+    total: int  # the tuning runs and the reported runs
+    done: int  # stored in the results folder or reusable from another (--reuse)
+    to_train: int  # known to need training
+    awaiting_picks: int  # reported runs whose configuration tuning has yet to pick
+
+
+def plan_status(
+    prepared, *, stored: dict[str, dict], donors: dict[str, dict], retry_failed=False
+) -> PlanStatus:
+    """Count the runs of ``prepared``'s sweep that ``stored`` (this folder's records) or ``donors`` (other
+    folders' successful records) already hold. Where a method's tuning runs are all there, its pick is made as the
+    sweep would make it, so extending a finished study (more seeds, another method) is counted exactly."""
+    config = prepared.config
+    tune_seeds = config.effective_tune_seeds()
+
+    def record_of(spec: RunSpec) -> dict | None:
+        key = prepared.key(spec)
+        record = stored.get(key)
+        if record is not None and (record["status"] == "ok" or not retry_failed):
+            return record
+        return donors.get(key)
+
+    total = done = awaiting = 0
+    for fraction in prepared.cells:
+        for method in config.methods:
+            points = config.grid_points(method)
+            if len(points) > 1:
+                tuning = {
+                    point: [record_of(RunSpec(fraction, s, method, point)) for s in tune_seeds]
+                    for point in points
+                }
+                found = [record for records in tuning.values() for record in records if record is not None]
+                total += len(tuning) * len(tune_seeds)
+                done += len(found)
+                final_seeds = [s for s in config.seeds if s not in tune_seeds]
+                if len(found) < len(tuning) * len(tune_seeds):
+                    total += len(final_seeds)
+                    awaiting += len(final_seeds)
+                    continue
+                pick, _ = pick_learning_rate(tuning, metric=prepared.metric, direction=prepared.direction)
+                if pick is None:
+                    continue  # nothing trained without failing: the sweep reports no test runs here
+            else:
+                pick, final_seeds = points[0], list(config.seeds)
+            total += len(final_seeds)
+            done += sum(record_of(RunSpec(fraction, s, method, pick)) is not None for s in final_seeds)
+    return PlanStatus(total=total, done=done, to_train=total - done - awaiting, awaiting_picks=awaiting)
+
+
 def check_reuse(folders: Sequence[str | Path]) -> list[ResultsFolder]:
     """The results folders to reuse runs from (``runs/`` or a published ``runs.tar.gz``), checked before training.
 
