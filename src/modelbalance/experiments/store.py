@@ -170,7 +170,8 @@ class ResultsFolder:
                     target.unlink()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         saved = None if overwrite or not self.config_path.is_file() else self.saved_config()
-        if saved is None or config.differences(saved):  # the same sweep keeps its file as it was written
+        if saved is None or _without_out(saved) != _without_out(config):
+            # a folder moved since it ran (a published one) keeps its file as it was written
             atomic_write_text(self.config_path, to_json(config.to_dict()))
         atomic_write_text(self.path / _LOCK_NAME, str(os.getpid()))
 
@@ -248,6 +249,10 @@ class ResultsFolder:
         path = self.path / name
         atomic_write_text(path, text)
         return path
+
+
+def _without_out(config: ExperimentConfig) -> dict:
+    return {name: value for name, value in config.to_dict().items() if name != "out"}
 
 
 def _record_or_none(raw: bytes) -> dict | None:
