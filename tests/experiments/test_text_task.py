@@ -382,3 +382,35 @@ def test_lora_delta_with_adapters_too_small_to_fit_is_refused_before_training(tm
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "method 'tb' cannot train model 'tiny_bert'" in err and "rank <= 2" in err and "min_eigs" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pick_won_by_a_collapsed_classifier_is_flagged_in_the_console_and_the_summary(tmp_path, capsys):
+    """A method whose classifier outputs the same logits for every example (MCC 0) still scores the majority
+    share of accuracy; when it wins the tuning, the sweep says so, and the summary counts such runs."""
+    from modelbalance.cli.main import main
+    from modelbalance.experiments.methods import Attachment, Method
+    from modelbalance.experiments.registry import METHODS
+
+    class Collapsed(Method):  # a head frozen at zero: the same logits, so one prediction, for every example
+        def attach(self, model, optimizer, context):
+            for param in model.classifier.parameters():
+                param.data.zero_()
+                param.requires_grad_(False)
+            return Attachment()
+
+    METHODS.register("collapsed")(lambda: Collapsed())
+    try:
+        out = tmp_path / "out"
+        args = ["experiment", "--data", str(_csv(tmp_path)), "--shots", "2", "--out", str(out), *TEXT_CLI]
+        args[args.index("baseline,tb")] = "collapsed"
+        args[args.index("1e-3")] = "1e-3,3e-3"
+        code = main([*args, "--set", "tune_seeds=[100]"])
+        captured = capsys.readouterr()
+    finally:
+        METHODS.unregister("collapsed")
+    assert code == 0, captured.err
+    assert "warning: collapsed at 2/class picked lr=0.001, where every tuning run has validation MCC 0" in (
+        captured.out
+    )
+    summary = (out / "summary.md").read_text()
+    assert "**Picks without signal**" in summary and "- 2/class, collapsed: 1 of 1" in summary

@@ -329,8 +329,10 @@ def summary_markdown(
     out: Path,
     records: list[dict] = (),
     edge_picks: list[str] = (),
+    signal_free_picks: list[str] = (),
 ) -> str:
-    """The summary.md text; ``edge_picks`` lists the picks that lie at an edge of their grid."""
+    """The summary.md text; ``edge_picks`` lists the picks that lie at an edge of their grid,
+    ``signal_free_picks`` those whose tuning runs all have validation MCC 0."""
     config, task = prepared.config, prepared.task
     metric, direction = task.primary_metric, task.direction
     better = "lower" if direction == "min" else "higher"
@@ -399,6 +401,15 @@ def summary_markdown(
             "it; widen the grid before reading the comparison as tuned.",
             "",
         ] + [f"- {line}" for line in edge_picks]
+    if signal_free_picks:
+        lines += [
+            "",
+            "**Picks without signal**: every tuning run of these picks has validation MCC 0: its predictions carry "
+            "nothing about the labels (a model that predicts one class for every example does this) and won on "
+            f"{metric} alone. Compare the methods at a fixed rate, or tune on macro_f1 or mcc.",
+            "",
+        ] + [f"- {line}" for line in signal_free_picks]
+    lines += _signal_free_runs(frame, labels)
     failed = frame[frame["status"] != "ok"] if not frame.empty else frame
     if len(failed):
         lines += ["", f"## Failed runs ({len(failed)})", ""]
@@ -412,6 +423,27 @@ def summary_markdown(
     if plot_paths:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in plot_paths]
     return "\n".join(lines) + "\n"
+
+
+def _signal_free_runs(frame: pd.DataFrame, labels: dict) -> list[str]:
+    """Summary lines counting the reported runs whose test MCC is 0 (collapsed classifiers), per cell and method."""
+    runs = reported(frame)
+    if runs.empty or "mcc" not in runs.columns:
+        return []
+    counts = [
+        f"- {_subset(fraction, labels)}, {method}: {int((group['mcc'] == 0.0).sum())} of {len(group)}"
+        for (fraction, method), group in runs.groupby(["fraction", "method"], sort=False)
+        if (group["mcc"] == 0.0).any()
+    ]
+    if not counts:
+        return []
+    return [
+        "",
+        "**Runs without signal**: reported runs whose test MCC is 0 (their predictions carry nothing about the "
+        "labels, as a model that predicts one class for every example); they count in every mean above.",
+        "",
+        *counts,
+    ]
 
 
 def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
@@ -467,8 +499,12 @@ def write_reports(prepared, folder, outcome, *, plots: bool = True) -> None:
         f"{m} at {prepared.subset_name(f)}: {point_label(outcome.picked[f, m])} ({', '.join(axes)})"
         for (f, m), axes in edges.items()
     ]
+    signal_free = [
+        f"{m} at {prepared.subset_name(f)}: {point_label(outcome.picked[f, m])}"
+        for f, m in outcome.signal_free_picks
+    ]
     text = summary_markdown(
-        prepared, frame, comparisons, grid, plot_paths, folder.path, outcome.records, edge_picks
+        prepared, frame, comparisons, grid, plot_paths, folder.path, outcome.records, edge_picks, signal_free
     )
     outcome.summary_path = folder.write_text("summary.md", text)
     outcome.summary_markdown = text

@@ -44,7 +44,7 @@ from modelbalance.experiments.training import (
     to_device,
     train,
 )
-from modelbalance.experiments.tuning import GridPoint, edge_axes, pick_learning_rate
+from modelbalance.experiments.tuning import GridPoint, edge_axes, pick_learning_rate, without_signal
 
 GridKey = tuple  # a normalised grid point: (("lr", 1e-3), ("batch_size", 16), ...)
 
@@ -562,7 +562,8 @@ class ExperimentOutcome:
 
     ``picked`` maps (fraction, method) to the chosen grid point (a tuple of (name, value) pairs, ``lr`` first)
     or None; ``picked_lrs`` is the same with the learning rate alone; ``grid_edges`` maps the tuned picks that lie
-    at an edge of their grid to those axes (``tuning.edge_axes``).
+    at an edge of their grid to those axes (``tuning.edge_axes``); ``signal_free_picks`` lists the tuned picks whose
+    every tuning run has validation MCC 0 (``tuning.without_signal``: a collapsed classifier won the tuning).
     """
 
     out: Path
@@ -573,6 +574,7 @@ class ExperimentOutcome:
     n_reused: int
     n_failed: int
     grid_edges: dict[tuple[float, str], list[str]] = field(default_factory=dict)
+    signal_free_picks: list[tuple[float, str]] = field(default_factory=list)
     summary_path: Path | None = None
     summary_markdown: str = ""
     plot_paths: list[Path] = field(default_factory=list)
@@ -856,6 +858,7 @@ def _sweep(
         tune_records = sweep.run_all(tune_specs)
         picked: dict[tuple[float, str], GridKey | None] = {}
         grid_edges: dict[tuple[float, str], list[str]] = {}
+        signal_free: list[tuple[float, str]] = []
         grid: list[GridPoint] = []
         for fraction, method in cells:
             if not tuning[method]:
@@ -888,6 +891,14 @@ def _sweep(
                     f"warning: {method} at {prepared.subset_name(fraction)} picked {point_label(best)}, at the edge "
                     f"of its grid ({', '.join(axes)}): the best setting may lie outside it; widen the grid"
                 )
+            if best is not None and without_signal(by_point[best]):
+                signal_free.append((fraction, method))
+                sweep.bar.write(
+                    f"warning: {method} at {prepared.subset_name(fraction)} picked {point_label(best)}, where every "
+                    "tuning run has validation MCC 0 (the predictions carry nothing about the labels, as when a "
+                    "model predicts one class for all): compare at a fixed rate, or tune on macro_f1 or mcc "
+                    "(--task-param primary_metric=mcc)"
+                )
         final_specs = [
             RunSpec(f, s, m, picked[f, m]) for f, m in cells if picked[f, m] is not None for s in config.seeds
         ]
@@ -904,6 +915,7 @@ def _sweep(
         picked=picked,
         grid=grid,
         grid_edges=grid_edges,
+        signal_free_picks=signal_free,
         n_new=sweep.n_new,
         n_reused=len(sweep.reused),
         n_failed=sum(r["status"] != "ok" for r in records),

@@ -81,6 +81,22 @@ def pick_learning_rate(records_by_lr: dict, *, metric: str, direction: str) -> t
     return best_lr, stats
 
 
+def without_signal(records) -> bool:
+    """Whether every run in ``records`` has a validation MCC of exactly 0: predictions that carry nothing about the
+    labels, which is what a classifier that predicts one class for every example gives (a collapsed fine-tuning
+    run). On imbalanced data such a run still scores the majority share of accuracy, so it can win the tuning.
+
+    Examples
+    --------
+    >>> without_signal([{"val_mcc": 0.0, "val_accuracy": 0.69}, {"val_mcc": 0.0, "val_accuracy": 0.69}])
+    True
+    >>> without_signal([{"val_mcc": 0.0}, {"val_mcc": 0.4}]), without_signal([{"val_nrmse": 0.1}])
+    (False, False)
+    """
+    values = [record.get("val_mcc") for record in records]
+    return bool(values) and all(value == 0.0 for value in values)
+
+
 def edge_axes(point, grid: dict[str, tuple]) -> list[str]:
     """The numeric axes of ``grid`` on which the picked ``point`` lies at the smallest or largest value.
 
