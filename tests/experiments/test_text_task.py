@@ -414,3 +414,27 @@ def test_a_pick_won_by_a_collapsed_classifier_is_flagged_in_the_console_and_the_
     )
     summary = (out / "summary.md").read_text()
     assert "**Picks without signal**" in summary and "- 2/class, collapsed: 1 of 1" in summary
+
+
+def test_a_study_tuned_again_on_another_metric_reuses_every_run(tmp_path, capsys):
+    """primary_metric chooses how runs are compared, not how they train: the same sweep tuned on MCC trains nothing
+    new, reports MCC first, and the run keys of a sweep that never named a metric are unchanged."""
+    from modelbalance.cli.main import main
+
+    data = str(_csv(tmp_path))
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert main(["experiment", "--data", data, "--shots", "2", "--out", str(first), *TEXT_CLI]) == 0
+    capsys.readouterr()
+    code = main(
+        ["experiment", "--data", data, "--shots", "2", "--out", str(again), *TEXT_CLI,
+         "--task-param", "primary_metric=mcc", "--reuse", str(first)]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "runs: 0 new, 2 reused" in captured.out and "Test mcc (mean ± std over seeds" in captured.out
+    assert (again / "summary.md").read_text().count("## Test mcc") == 1
+    from modelbalance.experiments.config import ExperimentConfig
+
+    plain = ExperimentConfig(task="spam", model="minilm", task_params={"n_val": 10})
+    assert plain.replace(task_params={"n_val": 10, "primary_metric": "mcc"}).run_hash("tb") == plain.run_hash("tb")
+    assert plain.replace(task_params={"n_val": 12}).run_hash("tb") != plain.run_hash("tb")

@@ -23,6 +23,8 @@ SCHEDULERS = ("constant", "cosine", "linear", "step")
 SWEEP_FIELDS = ("fractions", "sizes", "shots", "seeds", "tune_seeds", "methods", "lrs", "grids")
 # Fields that change neither a run's numbers nor the set of runs.
 PRESENTATION_FIELDS = ("out", "device", "analyze_layers", "allow_unequal_budget")
+# Task parameters that pick the metric a sweep tunes and reports on; every run records every metric anyway.
+SELECTION_TASK_PARAMS = ("primary_metric",)
 # Grid parameters that set how training runs (TrainSettings fields); any other grid key is a method option.
 TRAINING_GRID_PARAMS = ("lr", "batch_size", "weight_decay", "warmup", "epochs", "steps")
 FINETUNE_MODES = ("full", "lora")
@@ -300,6 +302,11 @@ class ExperimentConfig:
         for name, default in (("finetune", "full"), ("lora", {})):
             if shared.get(name) == default:
                 shared.pop(name)
+        # task options that choose how runs are compared, not how they train: a study tuned again on another metric
+        # reuses the runs it shares with the first
+        shared["task_params"] = {
+            k: v for k, v in (shared.get("task_params") or {}).items() if k not in SELECTION_TASK_PARAMS
+        }
         return shared
 
     def run_hash(self, method: str, extra: dict[str, Any] | None = None) -> str:
