@@ -24,7 +24,8 @@ STUDIES=("$@")
   mpnet_k4_cpu_llrd mpnet_k16_cpu mpnet_pairs_k32_lora_cpu mpnet_pairs_k32_lora_cpu_controls
   mpnet_pairs_k32_lora_cpu_fixed_lr mpnet_pairs_k32_lora_cpu_llrd pairs_k512_lora pairs_k512_lora_llrd
   wordnet_k32_lora wordnet_k2_lora wordnet_k32_lora_controls wordnet_k2_lora_fixed_lr
-  wordnet_k2_lora_controls spam_lora_k4 spam_lora_confirm spam_lora_k256 spam_lora_k4_fixed_lr)
+  wordnet_k2_lora_controls spam_lora_k4 spam_lora_confirm spam_lora_k256 spam_lora_k4_fixed_lr
+  spam_lora_k4_mcc)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -54,6 +55,7 @@ for name in "${STUDIES[@]}"; do
     mpnet_pairs_k32_lora_cpu_fixed_lr) parents=(mpnet_pairs_k32_lora_cpu) ;;  # the baseline at 3e-3
     wordnet_k2_lora_fixed_lr) parents=(wordnet_k2_lora) ;;  # the baseline at 1e-2
     spam_lora_k4_fixed_lr) parents=(spam_lora_k4) ;;  # any method that picked 1e-2 there
+    spam_lora_k4_mcc) parents=(spam_lora_k4 spam_lora_k4_fixed_lr) ;;  # every tuning run; the test runs at 1e-2
     wordnet_k2_lora_controls) parents=(wordnet_k2_lora wordnet_k2_lora_fixed_lr) ;;  # baseline and tb at 1e-2
     pairs_k512_lora) parents=(pairs_k512_lora_fixed_lr pairs_k512_lora_confirm) ;;  # seeds 0-4 and 5-9 at 1e-3
   esac
