@@ -833,9 +833,6 @@ def _sweep(
     tune_specs = [
         RunSpec(f, s, m, point) for f, m in cells if tuning[m] for point in grids[m] for s in tune_seeds
     ]
-    final_seeds = {
-        m: [s for s in config.seeds if not (tuning[m] and s in tune_seeds)] for m in config.methods
-    }
     pending = [spec for spec in tune_specs if not sweep.is_done(spec)]
     pending_final = [
         RunSpec(f, s, m, grids[m][0])
@@ -845,10 +842,12 @@ def _sweep(
         if not sweep.is_done(RunSpec(f, s, m, grids[m][0]))
     ]
     sweep.add_pending(pending + pending_final)
-    n_total = len(tune_specs) + sum(len(final_seeds[m]) for _, m in cells)
+    status = plan_status(prepared, stored=sweep.stored, donors=sweep.donors, retry_failed=retry_failed)
+    later = f", {status.awaiting_picks} more once tuning has picked" if status.awaiting_picks else ""
     budgets = {m: len(points) for m, points in grids.items()}
     log(
-        f"{prepared.task.label}/{config.model}: {n_total} runs ({len(pending) + len(pending_final)} known to do) on "
+        f"{prepared.task.label}/{config.model}: {status.total} runs ({status.done} stored or reusable, "
+        f"{status.to_train} to train{later}) on "
         f"{prepared.device}, {len(prepared.train_pool)} pool / {len(prepared.val)} validation / "
         f"{len(prepared.data.test)} test samples; tuning configurations per method: "
         + ", ".join(f"{m} {n}" for m, n in budgets.items())
