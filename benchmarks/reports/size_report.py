@@ -133,7 +133,12 @@ def _how_tuned(folder: Path) -> str:
         return config
     budgets = {m: len(config.grid_points(m)) for m in config.methods}
     if max(budgets.values()) > 1:
-        how = "tuned on validation, " + ", ".join(f"{m} {n}" for m, n in budgets.items()) + " configurations"
+        on = config.task_params.get("primary_metric")  # a text study may tune on another metric than accuracy
+        how = (
+            f"tuned on validation{f' {on}' if on else ''}, "
+            + ", ".join(f"{m} {n}" for m, n in budgets.items())
+            + " configurations"
+        )
     else:
         points = {point_label(config.grid_points(m)[0]) for m in config.methods}
         how = f"one fixed configuration ({'; '.join(sorted(points))}), not tuned"
