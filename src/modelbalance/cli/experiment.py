@@ -6,7 +6,7 @@ Examples::
         --methods baseline,tb --lrs 1e-3,3e-3 --epochs 30 --out results/burgers
     modelbalance experiment --config sweep.toml --seeds 0-9 --out results/burgers10 \\
         --reuse results/burgers                                   # train only the seeds not run there
-    modelbalance experiment --config docs/results/burgers_fno/config.json --out results/more \
+    modelbalance experiment --config docs/results/burgers_fno/config.json --out results/more \\
         --seeds 0-19 --reuse docs/results/burgers_fno              # extend a published study (runs.tar.gz)
     modelbalance experiment --resume --out results/burgers        # continue an interrupted sweep
     modelbalance demo                                             # FNO-1D on Burgers, a few minutes on CPU
