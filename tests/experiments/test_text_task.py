@@ -436,5 +436,7 @@ def test_a_study_tuned_again_on_another_metric_reuses_every_run(tmp_path, capsys
     from modelbalance.experiments.config import ExperimentConfig
 
     plain = ExperimentConfig(task="spam", model="minilm", task_params={"n_val": 10})
-    assert plain.replace(task_params={"n_val": 10, "primary_metric": "mcc"}).run_hash("tb") == plain.run_hash("tb")
+    assert plain.replace(task_params={"n_val": 10, "primary_metric": "mcc"}).run_hash("tb") == plain.run_hash(
+        "tb"
+    )
     assert plain.replace(task_params={"n_val": 12}).run_hash("tb") != plain.run_hash("tb")
