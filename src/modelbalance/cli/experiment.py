@@ -317,9 +317,7 @@ def build_config(args: argparse.Namespace):
     if args.config:
         values = read_config_file(args.config)
         folder = ResultsFolder(Path(args.config).parent)
-        if Path(args.config).name == "config.json" and (
-            folder.runs_dir.is_dir() or folder.runs_archive.is_file()
-        ):
+        if Path(args.config).name == "config.json" and folder.holds_runs():
             # a results folder's own config: its "out" is where it was first written (a published folder has
             # moved since), so the folder the file sits in is the default --out
             values["out"] = str(folder.path)

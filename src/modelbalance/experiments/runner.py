@@ -703,7 +703,7 @@ def check_reuse(folders: Sequence[str | Path]) -> list[ResultsFolder]:
     out = []
     for path in folders:
         other = ResultsFolder(path)
-        if not other.runs_dir.is_dir() and not other.runs_archive.is_file():
+        if not other.holds_runs():
             raise FolderConflict(
                 f"--reuse {path}: no results folder there (no runs/ directory or runs.tar.gz)"
             )

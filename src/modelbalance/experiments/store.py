@@ -105,6 +105,9 @@ class ResultsFolder:
         self.path = Path(path)
         self.runs_dir = self.path / "runs"
         self.runs_archive = self.path / "runs.tar.gz"
+        self._archive_read: tuple[tuple[int, int], dict[str, dict]] | None = (
+            None  # (stat, records) of the archive
+        )
         self.config_path = self.path / "config.json"
         self.plots_dir = self.path / "plots"
 
@@ -202,6 +205,10 @@ class ResultsFolder:
         """Store one run record (must carry ``key``), atomically."""
         atomic_write_text(self.run_path(record["key"]), to_json(record))
 
+    def holds_runs(self) -> bool:
+        """Whether a sweep stored runs here: a ``runs/`` directory or a published ``runs.tar.gz``."""
+        return self.runs_dir.is_dir() or self.runs_archive.is_file()
+
     def has_runs(self) -> bool:
         """Whether the folder holds any run record, in ``runs/`` or archived."""
         if self.runs_dir.is_dir() and next(self.runs_dir.glob("*.json"), None) is not None:
@@ -216,7 +223,7 @@ class ResultsFolder:
         FolderConflict
             ``runs.tar.gz`` is there but is not a readable gzip tar archive.
         """
-        records = self._archived_runs()
+        records = dict(self._archived_runs())
         if not self.runs_dir.is_dir():
             return records
         for path in sorted(self.runs_dir.glob("*.json")):
@@ -226,10 +233,14 @@ class ResultsFolder:
         return records
 
     def _archived_runs(self) -> dict[str, dict]:
-        """The records in ``runs.tar.gz`` (members ``runs/*.json``), read without unpacking anything."""
+        """The records in ``runs.tar.gz`` (members ``runs/*.json``), read without unpacking anything, and once per
+        folder object while the file stays the same (a sweep checks, then loads, the same folder)."""
         records: dict[str, dict] = {}
         if not self.runs_archive.is_file():
             return records
+        stat = self.runs_archive.stat()
+        if self._archive_read is not None and self._archive_read[0] == (stat.st_mtime_ns, stat.st_size):
+            return self._archive_read[1]
         try:
             with tarfile.open(self.runs_archive, "r:gz") as archive:
                 for member in archive:
@@ -243,6 +254,7 @@ class ResultsFolder:
             raise FolderConflict(
                 f"{self.runs_archive} is not a readable run archive ({err}); restore it from git or move it away"
             ) from None
+        self._archive_read = ((stat.st_mtime_ns, stat.st_size), records)
         return records
 
     def write_text(self, name: str, text: str) -> Path:
