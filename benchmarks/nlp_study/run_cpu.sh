@@ -2,8 +2,9 @@
 # The NLP study on a 2-core machine: pretrained MiniLM-L6 fine-tuned on the offline text tasks, every study in its
 # own resumable folder under WORKDIR, then its report copied to docs/results/nlp_<study>/.
 # Usage: bash benchmarks/nlp_study/run_cpu.sh [WORKDIR] [STUDY ...]   (rerun to continue; default: every study)
-# FROM_PUBLISHED=1 starts a study whose working folder is missing from its published run records instead of from
-# nothing: extending a committed study (more seeds, another method, a wider grid) trains only what it lacks.
+# A study that extends another takes the runs it shares with it (--reuse) from the other's working folder, or from
+# its published folder on a fresh machine. FROM_PUBLISHED=1 also takes a study's own published runs: extending a
+# committed study (more seeds, another method, a wider grid) trains only what it lacks.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/nlp_study}
@@ -30,12 +31,8 @@ WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
 python -m modelbalance.experiments.text.assets install spam wordnet
-restore_published() {  # a study's working folder, if missing, from its published run records and config
-  local study=$1
-  if [ ! -d "$W/$study/runs" ] && [ -f "docs/results/nlp_$study/runs.tar.gz" ]; then
-    mkdir -p "$W/$study" && tar -xzf "docs/results/nlp_$study/runs.tar.gz" -C "$W/$study"
-    cp "docs/results/nlp_$study/config.json" "$W/$study/"  # so that the sweep can resume there
-  fi
+runs_of() {  # where a study's runs are: its working folder, else its published folder (runs.tar.gz)
+  if [ -d "$W/$1/runs" ] || [ ! -f "docs/results/nlp_$1/runs.tar.gz" ]; then echo "$W/$1"; else echo "docs/results/nlp_$1"; fi
 }
 for name in "${STUDIES[@]}"; do
   reuse=()  # an exploration, controls, strength, metric, finer-grid or LLRD study reuses its parent's runs
@@ -59,11 +56,10 @@ for name in "${STUDIES[@]}"; do
     wordnet_k2_lora_controls) parents=(wordnet_k2_lora wordnet_k2_lora_fixed_lr) ;;  # baseline and tb at 1e-2
     pairs_k512_lora) parents=(pairs_k512_lora_fixed_lr pairs_k512_lora_confirm) ;;  # seeds 0-4 and 5-9 at 1e-3
   esac
-  for parent in "${parents[@]}"; do
-    restore_published "$parent"  # on a fresh machine the parent's working folder is gone
-    reuse+=(--reuse "$W/$parent")
-  done
-  if [ "${FROM_PUBLISHED:-0}" = 1 ]; then restore_published "$name"; fi  # --resume accepts added seeds
+  for parent in "${parents[@]}"; do reuse+=(--reuse "$(runs_of "$parent")"); done
+  if [ "${FROM_PUBLISHED:-0}" = 1 ] && [ -f "docs/results/nlp_$name/runs.tar.gz" ]; then
+    reuse+=(--reuse "docs/results/nlp_$name")  # a published study's own runs: only what it lacks is trained
+  fi
   modelbalance experiment --config "$S/$name.toml" --out "$W/$name" --resume --no-progress \
     --threads "$THREADS" --workers "$WORKERS" "${reuse[@]}" > "$W/$name.log" 2>&1 || echo "study $name exited $?"
   bash "$S/publish.sh" "$W" "$name"

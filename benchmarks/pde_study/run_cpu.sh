@@ -11,7 +11,10 @@ mkdir -p "$W"
 study() {  # study [studies it extends ...]
   local name=$1 reuse=()
   shift
-  for other in "$@"; do reuse+=(--reuse "$W/$other"); done
+  for other in "$@"; do  # its working folder, else its published runs (a fresh machine)
+    if [ -d "$W/$other/runs" ] || [ ! -f "docs/results/$other/runs.tar.gz" ]; then reuse+=(--reuse "$W/$other")
+    else reuse+=(--reuse "docs/results/$other"); fi
+  done
   modelbalance experiment --config "$S/$name.toml" --out "$W/$name" --resume "${reuse[@]}" \
     --no-plots --no-progress --threads 1 --workers "${STUDY_WORKERS:-1}" > "$W/$name.log" 2>&1 \
     || echo "study $name exited $?"
@@ -34,11 +37,14 @@ STUDY_WORKERS=2 study cfd1d_fno_54_strength cfd1d_fno_54  # s tuned with the rat
 STUDY_WORKERS=2 study cfd1d_fno_54_strength_controls cfd1d_fno_54_strength  # ~0.8 h
 STUDY_WORKERS=2 study cfd1d_fno_225_tuned_cpu cfd1d_fno_225_fixed_lr  # 2.5% tuned: 8 tuning runs + 10 test, ~2.5 h
 STUDY_WORKERS=2 study cfd1d_fno_225_controls_cpu cfd1d_fno_225_tuned_cpu  # its controls at the shared pick: ~1.4 h
+# the controls tuned on the whole 5-rate grid, and baseline and TB's tuning at 3e-4: 12 new runs, ~2 h (more if a
+# control picks another rate than 1e-2)
+STUDY_WORKERS=2 study cfd1d_fno_225 cfd1d_fno_225_tuned_cpu cfd1d_fno_225_controls_cpu cfd1d_fno_225_fixed_lr
 for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet burgers_fno_explore \
   burgers_fno_fixed_lr burgers_fno_fixed_lr_1e-2 darcy_fno_fixed_lr burgers_fno_wide burgers_fno_long \
   cfd1d_fno_54 cfd1d_fno_54_fixed_lr cfd1d_fno_54_controls cfd1d_unet_54 \
   cfd1d_unet_54_controls cfd1d_fno_225_fixed_lr cfd1d_fno_54_strength cfd1d_fno_54_strength_controls \
-  cfd1d_fno_225_tuned_cpu cfd1d_fno_225_controls_cpu; do
+  cfd1d_fno_225_tuned_cpu cfd1d_fno_225_controls_cpu cfd1d_fno_225; do
   rm -rf "docs/results/$s"
   python benchmarks/pde_study/merge.py --config "$S/$s.toml" --out "docs/results/$s" "$W/$s" > "$W/merge_$s.log" 2>&1
   tar -czf "docs/results/$s/runs.tar.gz" -C "docs/results/$s" runs && rm -rf "docs/results/$s/runs"
