@@ -454,6 +454,7 @@ def test_shape_driven_factors_are_logged_once(caplog):
             opt.zero_grad()
     hits = [r for r in caplog.records if "function of layer shape" in r.getMessage()]
     assert len(hits) == 1 and tb.num_recomputes == 4
+    assert "metric='alpha_relative' corrects for shape" in hits[0].getMessage()  # the advice fits the metric
 
 
 def test_presets_and_config_help():

@@ -78,6 +78,33 @@ def test_module_factory_source(capsys, tmp_path, monkeypatch):
     assert "2 layers, 2 fitted" in out
 
 
+def test_module_factory_in_the_current_folder(capsys, tmp_path, monkeypatch):
+    # The console script's sys.path has no entry for the current folder (pytest's may: take it out).
+    cwd = os.getcwd()
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", cwd, str(tmp_path))])
+    (tmp_path / "mb_cli_cwd_models.py").write_text(
+        "import torch.nn as nn\n\ndef build():\n    return nn.Linear(64, 32)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "mb_cli_cwd_models", raising=False)
+    code, out, err = run_cli(capsys, "analyze", "mb_cli_cwd_models:build", "--no-progress")
+    assert code == 0, err
+    assert "1 layers, 1 fitted" in out
+    assert str(tmp_path) not in sys.path  # only while importing and building
+    sys.modules.pop("mb_cli_cwd_models", None)
+
+
+def test_import_error_and_help_mention_the_file_form(capsys):
+    code, _, err = run_cli(capsys, "analyze", "mb_no_such_module_xyz:build", "--no-progress")
+    assert_one_line_error(
+        code, err, "cannot import 'mb_no_such_module_xyz'", "current folder", "path/to/file.py:build"
+    )
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    help_text = capsys.readouterr().out
+    assert "path/to/file.py:factory" in help_text and "current folder" in help_text
+
+
 def test_python_file_factory_source_with_out(capsys, tmp_path):
     path = tmp_path / "mb_cli_file_model.py"
     path.write_text(
@@ -112,6 +139,78 @@ def test_pt_state_dict_source(capsys, tmp_path):
     expected = modelbalance.analyze(model, progress=False, xmin="ks")
     assert list(table["alpha"]) == pytest.approx([s.alpha for s in expected], rel=1e-9)
     assert json.loads((tmp_path / "o" / "layers.json").read_text())["settings"]["xmin"] == "ks"
+
+
+def _readme_checkpoint(model):
+    """What the README's TempBalance snippet saves: model, optimizer, scheduler and balancer state."""
+    opt = torch.optim.AdamW(modelbalance.param_groups(model, unit="layer"), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    tb = modelbalance.TempBalance(model, opt, unit="layer", interval=1)
+    model(torch.randn(4, 64)).sum().backward()
+    opt.step(), sched.step()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    return {"model": state, "opt": opt.state_dict(), "sched": sched.state_dict(), "tb": tb.state_dict()}
+
+
+@pytest.mark.parametrize(
+    "layout", ["readme", "model_state_dict", "module", "lightning", "only_dict", "nested_one_level"]
+)
+def test_training_checkpoint_dicts_are_unwrapped(capsys, tmp_path, layout):
+    model = small_model()
+    state = model.state_dict()
+    checkpoint = {
+        "readme": lambda: _readme_checkpoint(model),
+        "model_state_dict": lambda: {"model_state_dict": state, "epoch": 3},
+        "module": lambda: {"module": state},
+        "lightning": lambda: {"state_dict": state, "optimizer_states": [], "epoch": 3},
+        "only_dict": lambda: {"net": state, "step": 7, "config": {"lr": 0.1}},
+        "nested_one_level": lambda: {
+            "weights": {"0": {"weight": state["0.weight"]}, "2": {"weight": state["2.weight"]}}
+        },
+    }[layout]()
+    expected_model = model if layout != "nested_one_level" else model[:3]
+    path = tmp_path / "ckpt.pt"
+    torch.save(checkpoint, path)
+    code, out, err = run_cli(capsys, "analyze", str(path), "--no-progress", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    expected = modelbalance.analyze(expected_model, progress=False)
+    table = assert_outputs(tmp_path / "o", expected.names)
+    assert list(table["alpha"]) == pytest.approx([s.alpha for s in expected], rel=1e-9)
+
+
+def test_checkpoint_without_one_clear_state_dict_says_what_it_found(capsys, tmp_path):
+    state = small_model().state_dict()
+    torch.save({"ema": state, "student": state, "step": 3}, tmp_path / "two.pt")
+    code, _, err = run_cli(capsys, "analyze", str(tmp_path / "two.pt"), "--no-progress")
+    assert_one_line_error(code, err, "several dicts of tensors ('ema', 'student')", "torch.save(ckpt['ema']")
+    torch.save({"step": 3, "config": {"lr": 0.1}}, tmp_path / "none.pt")
+    code, _, err = run_cli(capsys, "analyze", str(tmp_path / "none.pt"), "--no-progress")
+    assert_one_line_error(
+        code, err, "does not hold a state dict", "top-level keys: 'step', 'config'", "'model'", "'state_dict'"
+    )
+
+
+def test_pt_state_dict_keeps_the_files_layer_order(capsys, tmp_path):
+    from collections import OrderedDict
+
+    names = ["stem", "encoder", "bottleneck", "decoder", "head"]
+    widths = [40, 36, 32, 28, 24, 20]
+    model = nn.Sequential(OrderedDict((n, nn.Linear(widths[i], widths[i + 1])) for i, n in enumerate(names)))
+    torch.save({"model": model.state_dict()}, tmp_path / "ckpt.pt")
+    code, out, err = run_cli(capsys, "analyze", str(tmp_path / "ckpt.pt"), "--no-progress")
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()[3 : 3 + len(names)]] == names
+
+
+def test_safetensors_layers_in_numeric_order(capsys, tmp_path):
+    # safetensors stores tensors sorted by name: layer.10 would come before layer.2 in the network-order plot.
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    torch.manual_seed(0)
+    state = {f"layer.{i}.weight": torch.randn(16, 12) for i in range(12)}
+    safetensors_torch.save_file(state, str(tmp_path / "w.safetensors"))
+    code, out, err = run_cli(capsys, "analyze", str(tmp_path / "w.safetensors"), "--no-progress")
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()[3:15]] == [f"layer.{i}" for i in range(12)]
 
 
 def test_safetensors_state_dict_source(capsys, tmp_path):
@@ -378,17 +477,44 @@ def test_unknown_plot_layer_names_the_layers(capsys, tmp_path):
     assert_one_line_error(code, err, "no layer named 'nope'", "0, 2, 4")
 
 
+def test_unknown_plot_layer_fails_before_the_analysis_with_a_suggestion(capsys, tmp_path):
+    from collections import OrderedDict
+
+    model = nn.Sequential(OrderedDict(encoder=nn.Linear(64, 48), decoder=nn.Linear(48, 32)))
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    out_dir = tmp_path / "o"
+    code, out, err = run_cli(
+        capsys, "analyze", str(tmp_path / "weights.pt"), "--out", str(out_dir), "--plot-layer", "encodr"
+    )
+    assert_one_line_error(code, err, "no layer named 'encodr'", "did you mean 'encoder'?", "encoder, decoder")
+    assert out == "" and "spectra" not in err  # no table, no progress bar: nothing was analysed
+    assert not out_dir.exists()
+
+
 def test_nonfinite_weights_error_or_skip(capsys, tmp_path):
     state = small_model().state_dict()
     state["2.weight"][0, 0] = float("nan")
     path = tmp_path / "weights.pt"
     torch.save(state, path)
     code, _, err = run_cli(capsys, "analyze", str(path), "--no-progress")
-    assert_one_line_error(code, err, "'2'", "NaN or Inf")
+    assert_one_line_error(code, err, "'2'", "NaN or Inf", "--skip-nonfinite")
+    assert "nonfinite=" not in err  # the Python keyword means nothing on the command line
     with pytest.warns(UserWarning, match="skipping layer '2'"):
         code, out, err = run_cli(capsys, "analyze", str(path), "--no-progress", "--skip-nonfinite")
     assert code == 0
     assert "3 layers, 2 fitted" in out and "skipped: NaN or Inf weights" in out
+
+
+def test_gram_overflow_names_the_dtype_flag(capsys, tmp_path):
+    state = small_model().state_dict()
+    state["2.weight"] *= 1e20  # finite in float32, but its Gram matrix is not
+    path = tmp_path / "weights.pt"
+    torch.save(state, path)
+    code, _, err = run_cli(capsys, "analyze", str(path), "--no-progress")
+    assert_one_line_error(code, err, "'2'", "overflowed in float32", "--dtype float64")
+    assert "torch.float64" not in err
+    code, out, err = run_cli(capsys, "analyze", str(path), "--no-progress", "--dtype", "float64")
+    assert code == 0, err
 
 
 def test_no_layers_left(capsys, tmp_path):

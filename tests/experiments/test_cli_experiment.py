@@ -287,6 +287,21 @@ def test_list_and_dry_run(tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, _ = run_cli([*TINY, "--out", out, "--dry-run"], capsys)
     assert code == 0 and "8 runs" in stdout and not out.exists()
+    assert "params, trained from scratch)" in stdout  # not "full fine-tuning": nothing here was pretrained
+
+
+def test_epochs_on_the_command_line_replace_a_step_budget_in_the_config_file(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text(
+        'task = "toy"\nmodel = "mlp"\nfractions = [1.0]\nseeds = [0]\nmethods = ["baseline"]\nlrs = [0.01]\n'
+        "steps = 97\nbatch_size = 8\ntask_params = { n_samples = 24, n_test = 4 }\n"
+    )
+    base = ["experiment", "--config", config, "--out", tmp_path / "out", "--dry-run"]
+    code, stdout, stderr = run_cli(base, capsys)
+    assert code == 0 and "97 steps per run" in stdout, stderr
+    code, stdout, stderr = run_cli([*base, "--epochs", "1"], capsys)
+    assert code == 0, stderr
+    assert "97 steps per run" not in stdout and " steps per run" in stdout
 
 
 def _npz(path, **arrays):
@@ -308,6 +323,14 @@ def _npz(path, **arrays):
         (["--method-param", "s_max=1"], "METHOD.KEY=VALUE"),
         (["--resume", "--overwrite"], "contradict"),
         (["--threads", "-1"], "--threads"),
+        (["--seeds", "5-1"], "the range 5-1 runs backwards; write 1-5"),
+        (["--steps", "3"], "give --steps or --epochs, not both"),
+        (["--set", "lora.r=4"], "apply only with finetune = 'lora'"),
+        (
+            ["--task", "burgers", "--task-param", "n_sampels=8"],
+            r"task 'burgers' has no option 'n_sampels' \(did you mean 'n_samples'\?\); its options "
+            r"\(--task-param\): n_samples, n_test, resolution",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, extra, message):
@@ -384,3 +407,20 @@ def test_bad_executor_options_are_usage_errors(tmp_path, capsys):
     assert code == 2 and "--workers must be at least 1" in err
     code, _, err = run_cli([*TINY, "--out", tmp_path / "out", "--ray-address", "auto"], capsys)
     assert code == 2 and "--executor ray" in err
+
+
+def test_the_examples_in_experiment_help_parse_into_valid_configs():
+    import shlex
+
+    from modelbalance.cli.experiment import _EXAMPLES, build_config
+    from modelbalance.cli.main import build_parser
+
+    commands = " ".join(_EXAMPLES.splitlines()[1:]).replace("\\ ", " ").split("modelbalance ")[1:]
+    parsed = 0
+    for command in commands:
+        words = shlex.split(command.split("#")[0])
+        if "--task" in words or "--data" in words:
+            config = build_config(build_parser().parse_args(words))
+            assert config.out.startswith("results/")
+            parsed += 1
+    assert parsed == 4

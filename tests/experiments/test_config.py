@@ -1,5 +1,7 @@
 """ExperimentConfig: files, validation, identity hashes."""
 
+import json
+
 import pytest
 
 from modelbalance.experiments.config import ExperimentConfig, read_config_file
@@ -66,6 +68,12 @@ def test_experiment_table_is_accepted(tmp_path):
         ("epochs = 0", "epochs must be a positive integer"),
         ("seeds = [0.5]", "seeds must be integers"),
         ("val_size = 1.5", "val_size"),
+        (
+            "method_params = { tb = { s_max = 1 } }",
+            r"'method_params' \(the config key for --method-params is 'method_options'\)",
+        ),
+        ('seeds = "5-1"', "seeds: the range 5-1 runs backwards; write 1-5"),
+        ("[lora]\nr = 4", r"lora settings \['r'\] apply only with finetune = 'lora'"),
     ],
 )
 def test_bad_values_name_the_field(tmp_path, text, message):
@@ -269,3 +277,11 @@ def test_extends_above_an_experiment_table_and_through_a_link(tmp_path):
     (tmp_path / "links").mkdir()  # a linked config finds its parent beside the real file
     (tmp_path / "links" / "f.toml").symlink_to(tmp_path / "f.toml")
     assert read_config_file(tmp_path / "links" / "f.toml")["task"] == "toy"
+
+
+@pytest.mark.parametrize(
+    ("seeds", "expected"), [("0-2", (0, 1, 2)), ("0, 3, 5-7", (0, 3, 5, 6, 7)), (4, (4,))]
+)
+def test_seeds_in_a_file_take_the_same_ranges_as_the_flag(tmp_path, seeds, expected):
+    (tmp_path / "c.toml").write_text(f"seeds = {json.dumps(seeds)}\n")
+    assert ExperimentConfig.from_file(tmp_path / "c.toml").seeds == expected

@@ -91,3 +91,14 @@ def test_fno_n_modes_mapping_and_validation():
         fno_n_modes(1, 0)
     with pytest.raises(ValueError, match="dim"):
         build_fno(4, 1, 1)
+
+
+def test_lora_targets_that_match_no_layer_are_an_error_listing_the_models_layer_names():
+    pytest.importorskip("peft")
+    from modelbalance.experiments.models.lora import apply_lora
+    from modelbalance.experiments.registry import MODELS
+
+    model = MODELS.get("tiny_bert")({"num_classes": 2})
+    with pytest.raises(ValueError, match=r"target_modules \['q', 'v'\] matched no layer") as err:
+        apply_lora(model, {"target_modules": ["q", "v"]})
+    assert "query" in str(err.value) and "value" in str(err.value) and "\n" not in str(err.value)

@@ -199,7 +199,7 @@ def test_user_tables_load_with_named_columns(tmp_path, suffix):
         (ROWS, {}, r"no column 'text' \(columns: review, stars\); name yours with --task-param text_column"),
         (ROWS, {"text_column": "review"}, r"no column 'label'.*label_column"),
         ({"text": ["a", "b"], "label": [1, 1]}, {}, "single class"),
-        ({"text": ["a", " "], "label": [0, 1]}, {}, "row 1 is an empty text"),
+        ({"text": ["a", " "], "label": [0, 1]}, {}, r"at data row 2 \(header not counted\) is an empty text"),
         ({"text": [1.5, 2.5], "label": [0, 1]}, {}, "holds no text"),
         (
             {"text": ["a", "b"], "label": [0, 1], "split": ["train", "holdout"]},
@@ -245,6 +245,22 @@ def test_glue_from_local_files_in_the_hub_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match="no validation"):
         (folder / "validation-00000-of-00001.parquet").unlink()
         load_glue("rte", data_dir=tmp_path)
+
+
+def test_glue_offline_names_the_train_and_the_dev_files_to_give(monkeypatch):
+    from types import SimpleNamespace
+
+    from modelbalance.experiments.text import glue
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network\nmore")
+
+    monkeypatch.setattr(glue, "_datasets", lambda: SimpleNamespace(load_dataset=offline))
+    with pytest.raises(FileNotFoundError) as error:
+        glue.load_glue("mnli")
+    message = str(error.value)
+    assert "ConnectionError: no network" in message and "\n" not in message
+    assert "mnli/train-*.parquet and mnli/validation_matched-*.parquet" in message
 
 
 # ---------------------------------------------------------------------------------------------------- end to end

@@ -1,6 +1,7 @@
 """The text task's machinery: splits without group leakage, tokenisation cache, dynamic padding, metrics, and
 an end-to-end sweep of a tiny BERT on an in-memory corpus (full fine-tuning and LoRA)."""
 
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -83,6 +84,64 @@ def test_splits_are_disjoint_stratified_and_group_safe():
     assert len(test) >= 45 and len(val) >= 30
     assert abs(np.mean(np.asarray(data.labels)) - 0.5) < 0.1
     assert data.spec["num_classes"] == 2
+
+
+def _marked_csv(tmp_path, marks):
+    """A CSV whose ``split`` column holds ``marks`` (a list of (value, count)) in row order."""
+    import pandas as pd
+
+    split = [value for value, count in marks for _ in range(count)]
+    rows = corpus(len(split))
+    path = tmp_path / "marked.csv"
+    pd.DataFrame({"text": rows.text, "label": rows.label, "split": split}).to_csv(path, index=False)
+    return path
+
+
+def _indices(data):
+    return [d.indices.tolist() for d in (data.train_pool, data.val, data.test)]
+
+
+def test_rows_a_file_marks_validation_are_the_validation_split(tmp_path):
+    from modelbalance.experiments.registry import TASKS
+
+    path = _marked_csv(tmp_path, [("train", 60), ("validation", 30), ("test", 30)])
+    pool, val, test = _indices(TASKS.get("text")(data=str(path)).load())
+    assert (pool, val, test) == (list(range(60)), list(range(60, 90)), list(range(90, 120)))
+    # n_val below the marked rows: a seeded, stratified share of them; the rest are not trained on
+    for n_val, size in ((5, 5), (0.5, 15)):
+        task = TASKS.get("text")(data=str(path), n_val=n_val)
+        pool, val, test = _indices(task.load())
+        assert pool == list(range(60)) and test == list(range(90, 120))
+        assert len(val) == size and set(val) <= set(range(60, 90)) and val == _indices(task.load())[1]
+        assert set(np.asarray(corpus(120).label)[val]) == {0, 1}
+    # marked validation without a test split: the test set is cut from the other rows
+    path = _marked_csv(tmp_path, [("train", 90), ("dev", 30)])
+    pool, val, test = _indices(TASKS.get("text")(data=str(path), n_test=20).load())
+    assert val == list(range(90, 120)) and len(test) == 20 and sorted(pool + test) == list(range(90))
+
+
+def test_a_share_of_marked_validation_keeps_groups_whole():
+    examples = corpus(120, groups=True)  # groups of three rows; g20 = rows 60-62 straddles train / validation
+    examples.split = ["train"] * 61 + ["validation"] * 30 + ["test"] * 29
+    task = TextClassificationTask("t", lambda: examples, n_val=7, n_test=None, seed=1)
+    pool, val, test = (set(ids) for ids in _indices(task.load()))
+    groups = np.asarray(examples.group)
+    for a, b in ((pool, val), (pool, test), (val, test)):
+        assert not set(groups[list(a)]) & set(groups[list(b)])
+    assert len(val) >= 7 and val <= set(range(61, 91)) and pool <= set(range(61))
+
+
+def test_a_loaders_validation_split_is_validation_beside_a_test_split_and_test_without_one():
+    def part(n, offset):
+        rows = corpus(n + offset)
+        return Examples(rows.text[offset:], None, rows.label[offset:], rows.label_names)
+
+    three = {"train": part(40, 0), "validation": part(20, 40), "test": part(20, 60)}
+    pool, val, test = _indices(TextClassificationTask("t", lambda: three, n_test=None).load())
+    assert (pool, val, test) == (list(range(40)), list(range(40, 60)), list(range(60, 80)))
+    glue = {"train": part(60, 0), "validation": part(20, 60)}  # GLUE: its dev set is our test set
+    pool, val, test = _indices(TextClassificationTask("t", lambda: glue, n_val=10, n_test=None).load())
+    assert test == list(range(60, 80)) and len(val) == 10 and sorted(pool + val) == list(range(60))
 
 
 def test_tokenisation_is_cached_and_evaluation_sorted_by_length(tmp_path, monkeypatch):
@@ -325,7 +384,7 @@ def _write(path, frame):
         ("one.csv", {"text": ["a b"] * 40, "label": ["x"] * 40}, [], "holds a single class ('x')"),
         ("cols.jsonl", {"body": ["a b"] * 40, "label": ["x", "y"] * 20}, [], "no column 'text' (columns: body"),
         ("cols.parquet", {"body": ["a b"] * 40, "label": ["x", "y"] * 20}, [], "no column 'text' (columns: body"),
-        ("nolabel.csv", {"text": ["a b"] * 40, "label": [None] * 40}, [], "row 0 has no label"),
+        ("nolabel.csv", {"text": ["a b"] * 40, "label": [None] * 40}, [], "data row 1 (header not counted) has no"),
         ("numbers.csv", {"text": [1.5] * 40, "label": ["x", "y"] * 20}, [], "column 'text' holds no text"),
         ("small.csv", {"text": [f"w{i}" for i in range(40)], "label": ["x", "y"] * 20}, [],
          "leaves none to train on; give --task-param n_val a count below 32"),
@@ -440,3 +499,56 @@ def test_a_study_tuned_again_on_another_metric_reuses_every_run(tmp_path, capsys
         "tb"
     )
     assert plain.replace(task_params={"n_val": 12}).run_hash("tb") != plain.run_hash("tb")
+
+
+def _text_config(tmp_path, **changes):
+    from modelbalance.experiments.config import ExperimentConfig
+
+    values = dict(task="text", data=str(_csv(tmp_path)), model="tiny_bert", shots=(2,), seeds=(0,), lrs=(1e-3,),
+                  methods=("baseline",), task_params={"text_column": "body", "n_val": 10, "n_test": 10,
+                                                      "max_length": 16}, out=str(tmp_path / "out"))  # fmt: skip
+    return ExperimentConfig(**{**values, **changes})
+
+
+def test_val_size_is_refused_for_a_text_task_that_cuts_its_own_validation_split(tmp_path, monkeypatch):
+    from modelbalance.experiments.runner import prepare
+
+    monkeypatch.setenv("MODELBALANCE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"--val-size does not apply to task 'text'.*--task-param n_val=N"):
+        prepare(_text_config(tmp_path, val_size=0.3))
+    assert len(prepare(_text_config(tmp_path)).val) == 10  # the default val_size is no request: n_val rules
+
+
+def test_a_text_task_with_the_default_model_names_the_text_models(tmp_path):
+    from modelbalance.experiments.runner import prepare
+
+    with pytest.raises(ValueError) as error:
+        prepare(_text_config(tmp_path, model="fno"))
+    message = str(error.value)
+    assert "task 'text' needs a text model (--model " in message and "minilm" in message
+    assert message.endswith("model 'fno' (the default --model) has no tokenizer") and "\n" not in message
+
+
+def test_the_plan_of_a_lora_sweep_counts_the_trained_parameters(tmp_path, capsys):
+    from modelbalance.cli.main import main
+
+    data = _csv(tmp_path)
+    args = ["experiment", "--data", str(data), "--shots", "2", "--out", str(tmp_path / "out"), *TEXT_CLI]
+    assert main([*args, "--dry-run"]) == 0
+    assert "params, full fine-tuning)" in capsys.readouterr().out
+    assert main([*args, "--dry-run", "--set", "finetune=lora", "--set", "lora.r=2"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    total, trained = (int(n.replace(",", "")) for n in re.findall(r"([\d,]+) (?:params|of them)", line))
+    assert 0 < trained < total / 10 and line.endswith("of them trained: LoRA)"), line
+
+
+def test_an_unknown_text_model_option_names_the_models_options(tmp_path, capsys):
+    from modelbalance.cli.main import main
+
+    data = _csv(tmp_path)
+    args = ["experiment", "--data", str(data), "--shots", "2", "--out", str(tmp_path / "out"), *TEXT_CLI]
+    args = [a if a != "tiny_bert" else "minilm" for a in args]
+    assert main([*args, "--dry-run", "--model-param", "dropot=0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "model 'minilm' has no option 'dropot' (did you mean 'dropout'?)" in err, err
+    assert "build_classifier" not in err and len(err.strip().splitlines()) == 1

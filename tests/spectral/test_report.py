@@ -87,14 +87,65 @@ def test_json_round_trip_writes_nan_as_null(report, tmp_path):
 def test_summary_names_extremes_and_reasons(report):
     text = report.summary()
     fitted = [s for s in report if math.isfinite(s.alpha)]
-    heaviest = min(fitted, key=lambda s: s.alpha)
-    lightest = max(fitted, key=lambda s: s.alpha)
+    heaviest = min(fitted, key=lambda s: s.alpha_relative)
+    lightest = max(fitted, key=lambda s: s.alpha_relative)
     assert text.splitlines()[0] == "5 layers, 3 fitted"
-    assert f"heaviest tail (best trained): {heaviest.name}" in text
+    assert f"heaviest tail (best trained), by alpha_relative (shape-corrected): {heaviest.name}" in text
     assert f"lightest (least trained): {lightest.name}" in text
     assert f"median {np.median([s.alpha for s in fitted]):.3f}" in text
-    assert "not fitted (1): zero matrix" in text
-    assert "not fitted (1): too few eigenvalues" in text
+    assert "not fitted (1): zero matrix" in text and "(layer: zero)" in text
+    assert "not fitted (1): too few eigenvalues" in text and "(layer: tiny)" in text
+
+
+def _spectrum(name, alpha, alpha_relative=math.nan, status="ok", shape=(64, 32)):
+    from modelbalance.spectral import LayerSpectrum
+
+    return LayerSpectrum(
+        name,
+        "Linear",
+        "linear",
+        (f"{name}.weight",),
+        shape,
+        1,
+        min(shape),
+        2.0,
+        alpha=alpha,
+        alpha_relative=alpha_relative,
+        status=status,
+    )
+
+
+def test_summary_ranks_by_alpha_relative_and_says_so():
+    # Raw alpha and alpha_relative disagree here: "wide" has the lowest raw alpha only because of its shape.
+    layers = [_spectrum("wide", 2.0, +0.3), _spectrum("square", 3.0, -0.4), _spectrum("mid", 2.5, 0.0)]
+    text = SpectralReport(layers).summary()
+    assert (
+        "heaviest tail (best trained), by alpha_relative (shape-corrected): square (alpha_relative -0.400); "
+        "lightest (least trained): wide (alpha_relative +0.300)"
+    ) in text
+
+
+def test_summary_falls_back_to_raw_alpha_and_says_so():
+    layers = [_spectrum("wide", 2.0), _spectrum("square", 3.0), _spectrum("mid", 2.5)]
+    text = SpectralReport(layers).summary()
+    assert (
+        "heaviest tail (best trained), by raw alpha (no shape-corrected alpha_relative): wide (alpha 2.000); "
+        "lightest (least trained): square (alpha 3.000)"
+    ) in text
+
+
+def test_summary_names_unfitted_layers_and_the_root_layer():
+    reason = "too few eigenvalues (4 < min_eigs=10)"
+    small = [_spectrum(f"head.{i}", math.nan, status=reason) for i in range(5)]
+    text = SpectralReport([_spectrum("", 2.3, -0.1)] + small).summary()
+    assert f"not fitted (5): {reason} (layers: head.0, head.1, head.2 and 2 more)" in text
+    assert "heaviest tail (best trained), by alpha_relative (shape-corrected): (root) (alpha_relative" in text
+    # A model that is one layer (e.g. a bare nn.Linear): its name is empty, the text says "(root)".
+    torch.manual_seed(0)
+    report = modelbalance.analyze(nn.Linear(64, 32), progress=False)
+    assert report.names == [""]
+    assert ": (root) (alpha_relative" in report.summary()
+    assert report.table().splitlines()[2].startswith("(root)  Linear")
 
 
 def test_table_has_a_row_per_layer(report):

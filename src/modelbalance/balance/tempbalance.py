@@ -346,13 +346,17 @@ class TempBalance:
         corr = shape_driven(current, first, aspect)
         if corr is not None:
             self._shape_logged = True
+            advice = (
+                "metric='alpha_relative' corrects for shape"
+                if self.config.metric == "alpha"
+                else f"metric={self.config.metric!r} did not remove the shape dependence here"
+            )
             logger.warning(
                 "TempBalance: the factors are essentially a function of layer shape (corr with log aspect "
                 "ratio %.2f) and have barely changed since the first recompute: the balancer acts as a fixed"
-                " shape-based learning-rate map, not as spectral feedback (metric=%r; 'alpha_relative' "
-                "corrects for shape)",
+                " shape-based learning-rate map, not as spectral feedback (%s)",
                 corr,
-                self.config.metric,
+                advice,
             )
 
     def group_factors(self) -> dict[str, float]:

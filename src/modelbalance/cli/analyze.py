@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 from pathlib import Path
 
@@ -14,7 +15,12 @@ EXAMPLES = """examples:
   modelbalance analyze bert-base-uncased --out report/
   modelbalance analyze ./my_model_folder --include 'encoder' --xmin ks
   modelbalance analyze mypkg.models:build_model --dtype float64
+  modelbalance analyze path/to/mymodels.py:build --no-relative
   modelbalance analyze checkpoint.safetensors --out report/ --plot-layer encoder.layer.0.output.dense
+  modelbalance analyze ckpt.pt    # torch.save({"model": model.state_dict(), "opt": ...}) works too
+
+SOURCE module:factory: an installed module or one in the current folder (mymodels:build), or a file anywhere
+(path/to/mymodels.py:build); the factory is called with no arguments and returns an nn.Module.
 """
 
 
@@ -26,7 +32,11 @@ def register(sub) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("source", help="HF model id or folder, module:factory, or a .pt/.safetensors state dict")
+    p.add_argument(
+        "source",
+        help="HF model id or folder, module:factory or path/to/file.py:factory, or a .pt/.safetensors "
+        "state dict or checkpoint",
+    )
     p.add_argument("--out", type=Path, help="folder for layers.csv, layers.json, summary.txt and PNG plots")
     p.add_argument(
         "--xmin",
@@ -75,6 +85,7 @@ def _xmin(value: str):
 
 def run(args) -> int:
     from modelbalance.spectral import FitConfig, analyze, extract_layers, extract_layers_from_state_dict
+    from modelbalance.spectral.analyze import GramOverflowError, NonFiniteWeightsError
 
     from .sources import first_line, load_source
 
@@ -140,7 +151,17 @@ def run(args) -> int:
             raise UsageError(
                 f"no analysable layers in {source.description} (check --include/--exclude/--types)"
             )
+        if args.plot_layer is not None:  # before the analysis, so a typo costs nothing and writes nothing
+            _check_plot_layer(args.plot_layer, [layer.name for layer in layers])
         report = analyze(model, layers=layers, **options)
+    # The library's messages name its keywords; say the flags instead.
+    except NonFiniteWeightsError as err:
+        raise UsageError(
+            f"layer {err.layer!r} has NaN or Inf weights; pass --skip-nonfinite to skip such layers"
+        ) from None
+    except GramOverflowError as err:
+        fix = "use --dtype float64" if args.dtype == "float32" else "these weights are too large to analyse"
+        raise UsageError(f"layer {err.layer!r}: the Gram matrix overflowed in {args.dtype}; {fix}") from None
     except (ValueError, RuntimeError) as err:
         raise UsageError(first_line(err)) from None
 
@@ -151,6 +172,15 @@ def run(args) -> int:
     if args.out is not None:
         write_outputs(report, args.out, args.plot_layer)
     return 0
+
+
+def _check_plot_layer(name: str, names: list[str]) -> None:
+    if name in names:
+        return
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+    raise UsageError(f"--plot-layer: no layer named {name!r}{hint}; layers are: {shown}")
 
 
 def write_outputs(report, out: Path, plot_layer: str | None = None) -> None:

@@ -9,14 +9,14 @@ Examples::
     modelbalance experiment --config docs/results/burgers_fno/config.json --out results/more \\
         --seeds 0-19 --reuse docs/results/burgers_fno              # extend a published study (runs.tar.gz)
     modelbalance experiment --resume --out results/burgers        # continue an interrupted sweep
-    modelbalance demo                                             # FNO-1D on Burgers, a few minutes on CPU
+    modelbalance demo                                             # MiniLM on SpamAssassin, a few minutes on CPU
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,14 +47,26 @@ def _key_values(text: str) -> tuple[str, Any]:
 
 def _seed_list(text: str) -> str:
     """Seeds as ``0,1,2`` or with inclusive ranges ``0-9``; returned comma-separated."""
-    parts = []
-    for item in (part.strip() for part in text.split(",")):
-        span = re.fullmatch(r"(\d+)-(\d+)", item)
-        if span:
-            parts += [str(s) for s in range(int(span[1]), int(span[2]) + 1)]
-        elif item:
-            parts.append(item)
-    return ",".join(parts)
+    from modelbalance.experiments.config import seed_values
+
+    try:
+        return ",".join(map(str, seed_values(text)))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+_EXAMPLES = """examples:
+  modelbalance experiment --task spam --model minilm --shots 4,16 --seeds 0-4 \\
+      --methods baseline,tb,tb_shuffle --lrs 1e-4,3e-4,1e-3 --out results/spam
+  modelbalance experiment --data reviews.csv --model minilm --sizes 64,256 \\
+      --task-param text_column=review --task-param n_val=100 --out results/reviews
+  modelbalance experiment --task spam --model minilm --shots 16 --set finetune=lora --set lora.r=8 \\
+      --out results/spam_lora
+  modelbalance experiment --task burgers --model fno --fractions 0.02,0.1 --seeds 0-2 \\
+      --methods baseline,tb --lrs 1e-3,3e-3 --epochs 30 --out results/burgers
+  modelbalance experiment --config benchmarks/nlp_study/spam_k4.toml --out results/k4 --dry-run
+  modelbalance experiment --resume --out results/spam            # continue an interrupted sweep
+  modelbalance experiment --list                                 # tasks, models and methods"""
 
 
 def _register_experiment(subparsers) -> None:
@@ -66,6 +78,8 @@ def _register_experiment(subparsers) -> None:
         description="Run (or resume) a low-data sweep: every method gets the same learning-rate grid, picked on "
         "a validation split carved from the training pool; results, paired tests and plots go to --out. "
         "Flags override the config file.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add(
@@ -120,7 +134,9 @@ def _register_experiment(subparsers) -> None:
         type=_key_values,
         action="append",
         default=[],
-        help="task option, e.g. n_samples=1024, resolution=512, nu=0.001 (repeatable)",
+        help="task option (repeatable): text tasks take n_val, n_test (counts or fractions), max_length, "
+        "text_column, label_column, primary_metric=accuracy|macro_f1|mcc; PDE tasks e.g. n_samples=1024, "
+        "resolution=512, nu=0.001",
     )
     add(
         "--model-param",
@@ -151,7 +167,7 @@ def _register_experiment(subparsers) -> None:
         action="append",
         default=[],
         help="any other config field, e.g. min_lr_ratio=0.1, momentum=0.8, step_gamma=0.3, or one entry of a "
-        'table field: lora.r=4, lora.target_modules=\'["q","v"]\' (repeatable)',
+        'table field: lora.r=4, lora.target_modules=\'["query","value"]\' (repeatable)',
     )
     add("--out", metavar="DIR", help="results folder")
     add("--device", help="torch device (default: cuda if available, else cpu)")
@@ -329,6 +345,13 @@ def build_config(args: argparse.Namespace):
             raise ValueError(f"--resume: {args.out} holds no config.json to resume")
         values = saved.to_dict()
     values = _with_sets(values, args.set)
+    if args.steps is not None and args.epochs is not None:
+        raise ValueError(
+            "give --steps or --epochs, not both (--steps trains every size for the same number of optimizer "
+            "steps instead of a number of epochs)"
+        )
+    if args.epochs is not None:
+        values.pop("steps", None)  # a step budget in the file would silently win over the --epochs asked for
     axis_flags = [name for name in SUBSET_AXES if getattr(args, name) is not None]
     if len(axis_flags) > 1:
         raise ValueError(f"give one of --fractions, --sizes or --shots, not {' and '.join(axis_flags)}")
@@ -412,6 +435,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
 
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite contradict each other")
+    _quiet_libraries(args.no_progress)
     try:
         for plugin in args.plugin:
             load_plugin(plugin)
@@ -460,11 +484,23 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     out = args.out or ("modelbalance-demo" if args.track == "text" else "modelbalance-demo-pde")
     config = demo_config(track=args.track, out=out, device=args.device)
+    _quiet_libraries(args.no_progress)
     _set_threads(args.threads)
     prepared = _prepare_or_usage_error(config, resume=args.resume, overwrite=args.overwrite)
     args.retry_failed = False
     args.reuse = []
     return _sweep_and_print(prepared, args, plots=True)
+
+
+def _quiet_libraries(no_progress: bool) -> None:
+    """--no-progress silences the Hugging Face libraries' own bars too ("Loading weights", downloads)."""
+    if not no_progress:
+        return
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read at import, here and in worker processes
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
 
 def _set_threads(threads: int | None) -> None:
@@ -548,9 +584,17 @@ def _plan_status(prepared, args):
 def _print_plan(prepared, status) -> None:
     config = prepared.config
     tune_seeds = config.effective_tune_seeds()
+    from modelbalance.experiments.registry import MODELS
+
+    if config.finetune == "lora":
+        training = f"{prepared.n_trainable:,} of them trained: LoRA"
+    elif getattr(MODELS.get(config.model), "tokenizer", None) is not None:  # a pretrained text model
+        training = "full fine-tuning"
+    else:
+        training = "trained from scratch"
     print(
         f"task {prepared.task.label} ({prepared.task.describe()}), model {config.model} "
-        f"({prepared.n_params:,} params, {config.finetune} fine-tuning)"
+        f"({prepared.n_params:,} params, {training})"
     )
     print(
         f"pool {len(prepared.train_pool)} / validation {len(prepared.val)} / test {len(prepared.data.test)}; "

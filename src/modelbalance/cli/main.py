@@ -24,7 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     from modelbalance import __version__
     from modelbalance.cli import analyze, experiment
 
-    parser = _Parser(prog="modelbalance", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="modelbalance",
+        description="Layer-wise heavy-tail spectral analysis and TempBalance learning-rate balancing: analyze a "
+        "model, run a low-data experiment, or the demo. 'modelbalance COMMAND --help' for each.",
+    )
     parser.add_argument("--version", action="version", version=f"modelbalance {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     analyze.register(sub)

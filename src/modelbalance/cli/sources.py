@@ -1,12 +1,12 @@
 """Turn a SOURCE string into something to analyse: a module, or the layers of a bare state dict.
 
 SOURCE is one of:
-- ``package.module:factory`` (or ``path/to/file.py:factory``): the factory is called with no arguments and must
-  return an ``nn.Module`` (a module object itself is accepted too);
-- a ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` file holding a state dict (loaded with safe unpickling:
-  tensors and plain containers only), or a ``.safetensors`` file. The format is read from the file's first
-  bytes, not its name: a file that is neither says so, and a checkpoint holding other Python objects is
-  refused with how to export a plain state dict instead;
+- ``package.module:factory`` (installed, or a module in the current folder) or ``path/to/file.py:factory``: the
+  factory is called with no arguments and must return an ``nn.Module`` (a module object itself is accepted too);
+- a ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` file holding a state dict or a training checkpoint dict holding one
+  (see :func:`unwrap_state_dict`), loaded with safe unpickling (tensors and plain containers only), or a
+  ``.safetensors`` file. The format is read from the file's first bytes, not its name: a file that is neither
+  says so, and a checkpoint holding other Python objects is refused with how to export a plain state dict instead;
 - a local folder with a Hugging Face ``config.json`` (loaded with transformers' ``AutoModel``, offline), or a
   folder holding a PEFT adapter (``adapter_config.json``, base model loaded through peft);
 - otherwise a Hugging Face model id, fetched through transformers (needs internet or a warm cache).
@@ -14,6 +14,7 @@ SOURCE is one of:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -31,6 +32,14 @@ from .main import UsageError
 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
+# Keys under which training checkpoints keep the model's state dict (Lightning, the README's TempBalance snippet,
+# common training scripts, a wrapped DDP module), tried in this order.
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module")
+_LAYOUTS = (
+    "understood: a state dict, or a checkpoint dict holding one under 'state_dict', 'model_state_dict', 'model' "
+    "or 'module', or as its only dict of tensors"
+)
+
 
 def first_line(err: BaseException, limit: int = 300) -> str:
     """The first non-blank line of an exception's message (its type name when the message is empty)."""
@@ -45,33 +54,58 @@ class Source:
     state_dict: dict | None = None
 
 
+@contextlib.contextmanager
+def _on_sys_path(folder: str):
+    """``folder`` first on sys.path while the user's code is imported and run (its own imports may be lazy)."""
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+
+
 def _factory(spec: str) -> Source:
     target, _, attr = spec.rpartition(":")
+    is_file = target.endswith(".py") or os.sep in target
+    if is_file and not Path(target).is_file():
+        raise UsageError(f"no such file: {target}")
+    # The console script's sys.path lacks the current folder (unlike `python -m`), so `mymodels:build` next to
+    # mymodels.py would not import; a file's own folder lets it import its siblings.
+    folder = str(Path(target).resolve().parent) if is_file else os.getcwd()
+    with _on_sys_path(folder):
+        module = _import(target, attr, is_file)
+        if not hasattr(module, attr):
+            raise UsageError(f"module {target!r} has no attribute {attr!r}")
+        obj = getattr(module, attr)
+        try:
+            model = obj if isinstance(obj, nn.Module) else obj()
+        except Exception as err:
+            raise UsageError(f"calling {spec} failed: {type(err).__name__}: {err}") from None
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
+    return Source(spec, model=model)
+
+
+def _import(target: str, attr: str, is_file: bool):
     try:
-        if target.endswith(".py") or os.sep in target:
+        if is_file:
             path = Path(target)
-            if not path.is_file():
-                raise UsageError(f"no such file: {target}")
             mod_spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(mod_spec)
             sys.modules.setdefault(path.stem, module)
             mod_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-    except UsageError:
-        raise
+            return module
+        return importlib.import_module(target)
+    except ModuleNotFoundError as err:
+        raise UsageError(
+            f"cannot import {target!r}: ModuleNotFoundError: {err} (looked in the installed packages and the "
+            f"current folder; for a Python file elsewhere, pass path/to/file.py:{attr})"
+        ) from None
     except Exception as err:  # the user's module failed to import: say which and why, in one line
         raise UsageError(f"cannot import {target!r}: {type(err).__name__}: {err}") from None
-    if not hasattr(module, attr):
-        raise UsageError(f"module {target!r} has no attribute {attr!r}")
-    obj = getattr(module, attr)
-    try:
-        model = obj if isinstance(obj, nn.Module) else obj()
-    except Exception as err:
-        raise UsageError(f"calling {spec} failed: {type(err).__name__}: {err}") from None
-    if not isinstance(model, nn.Module):
-        raise UsageError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
-    return Source(spec, model=model)
 
 
 _EXPORT_HINT = (
@@ -153,11 +187,62 @@ def _state_dict_file(path: Path) -> Source:
         raise UsageError(
             f"cannot read {path}: damaged or truncated {label} checkpoint ({type(err).__name__}{detail})"
         ) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]  # Lightning-style checkpoints
-    if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UsageError(f"{path} does not hold a state dict of tensors")
+    state = unwrap_state_dict(state, str(path))
+    if kind == "safetensors":
+        # safetensors stores tensors sorted by name, so the network order is lost: compare numbers as numbers
+        # (layer.2 before layer.10) to come closest to it. torch.save files keep their own order.
+        state = dict(sorted(state.items(), key=lambda item: _natural_key(item[0])))
     return Source(str(path), state_dict=state)
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _tensor_dict(value, nested: bool = True) -> dict | None:
+    """``value`` as a flat state dict when its values are all tensors (or, with ``nested``, dicts of tensors one
+    level down, keys joined with "."); else None."""
+    if not isinstance(value, dict) or not value:
+        return None
+    flat = {}
+    for key, item in value.items():
+        if isinstance(item, torch.Tensor):
+            flat[str(key)] = item
+        elif nested and (inner := _tensor_dict(item, nested=False)) is not None:
+            flat.update({f"{key}.{k}": v for k, v in inner.items()})
+        else:
+            return None
+    return flat
+
+
+def unwrap_state_dict(obj, where: str) -> dict:
+    """The state dict of tensors in a loaded checkpoint: the object itself, the one under a well-known key, or
+    the only dict of tensors among its top-level values. Raises UsageError saying what was found otherwise."""
+    if not isinstance(obj, dict):
+        raise UsageError(
+            f"{where} does not hold a state dict of tensors (it holds a {type(obj).__name__}); {_LAYOUTS}"
+        )
+    if (flat := _tensor_dict(obj, nested=False)) is not None:
+        return flat
+    for key in WRAPPER_KEYS:
+        if (flat := _tensor_dict(obj.get(key))) is not None:
+            return flat
+    candidates = {str(k): flat for k, v in obj.items() if (flat := _tensor_dict(v)) is not None}
+    if len(candidates) == 1:
+        return next(iter(candidates.values()))
+    if len(candidates) > 1:
+        names = ", ".join(repr(k) for k in candidates)
+        first = next(iter(candidates))
+        raise UsageError(
+            f"{where} holds several dicts of tensors ({names}); save the one to analyse on its own, "
+            f"e.g. torch.save(ckpt[{first!r}], 'weights.pt'), and analyse that"
+        )
+    if any(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj  # a state dict with a few non-tensor entries; they are ignored
+    keys = [repr(k) for k in list(obj)[:8]] + (["..."] if len(obj) > 8 else [])
+    raise UsageError(
+        f"{where} does not hold a state dict of tensors (top-level keys: {', '.join(keys) or 'none'}); {_LAYOUTS}"
+    )
 
 
 def _hf(name: str, local: bool) -> Source:

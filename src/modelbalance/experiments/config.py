@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,9 +131,9 @@ class ExperimentConfig:
             self.fractions = DEFAULT_FRACTIONS
         if self.fractions is not None:
             self.fractions = _float_tuple(self.fractions, "fractions")
-        self.seeds = _int_tuple(self.seeds, "seeds")
+        self.seeds = seed_values(self.seeds, "seeds")
         if self.tune_seeds is not None:
-            self.tune_seeds = _int_tuple(self.tune_seeds, "tune_seeds")
+            self.tune_seeds = seed_values(self.tune_seeds, "tune_seeds")
         self.methods = _str_tuple(self.methods, "methods")
         self.lrs = _float_tuple(self.lrs, "lrs")
         for name in ("task_params", "model_params", "method_options", "grids", "lora"):
@@ -196,6 +197,11 @@ class ExperimentConfig:
         )
         unknown = sorted(set(self.lora) - {"r", "alpha", "dropout", "target_modules"})
         _require(not unknown, f"unknown lora setting(s) {unknown}; known: r, alpha, dropout, target_modules")
+        _require(
+            not self.lora or self.finetune == "lora",
+            f"lora settings {sorted(self.lora)} apply only with finetune = 'lora' (--set finetune=lora); "
+            f"finetune is {self.finetune!r}",
+        )
         for method in self.grids:
             _require(
                 method in self.methods,
@@ -256,6 +262,11 @@ class ExperimentConfig:
 
             hints = []
             for key in unknown:
+                if key in _FLAG_KEYS:  # a flag's name, whose config key differs
+                    hints.append(
+                        f"{key!r} (the config key for --{key.replace('_', '-')} is {_FLAG_KEYS[key]!r})"
+                    )
+                    continue
                 close = difflib.get_close_matches(key, known, n=1)
                 hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             raise ValueError(f"unknown config key(s): {', '.join(hints)}")
@@ -464,6 +475,30 @@ def _merge_tables(
 def _digest(payload: Any) -> str:
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# CLI flags whose config-file key is not the flag's own name (singular flags, repeated KEY=VALUE options)
+_FLAG_KEYS = {
+    "method_param": "method_options",
+    "method_params": "method_options",
+    "task_param": "task_params",
+    "model_param": "model_params",
+    "grid": "grids",
+}
+
+
+def seed_values(values: Any, name: str = "seeds") -> tuple[int, ...]:
+    """Seeds as a list, one integer, or text with inclusive ranges: ``"0-9"``, ``"0,3,5-7"``."""
+    items: list = []
+    for value in _split(values, name):
+        span = re.fullmatch(r"(\d+)\s*-\s*(\d+)", value) if isinstance(value, str) else None
+        if span is None:
+            items.append(value)
+            continue
+        low, high = int(span[1]), int(span[2])
+        _require(low <= high, f"{name}: the range {value} runs backwards; write {high}-{low}")
+        items += range(low, high + 1)
+    return _int_tuple(items, name)
 
 
 def _require(condition: bool, message: str) -> None:

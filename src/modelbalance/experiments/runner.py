@@ -16,6 +16,7 @@ import contextlib
 import datetime
 import logging
 import math
+import re
 import time
 import traceback
 import warnings
@@ -83,6 +84,7 @@ class PreparedExperiment:
     device: torch.device
     methods: dict[str, tuple[str, dict[str, Any]]]  # sweep name -> (registered base, options)
     n_params: int = 0
+    n_trainable: int = 0
     notes: list[str] = field(default_factory=list)
     pool_labels: np.ndarray | None = None  # class labels of train_pool (classification tasks)
     data_hash: str | None = None  # sha256 of the user's data file, if any
@@ -234,7 +236,40 @@ def _call_factory(kind: str, name: str, factory: Callable, /, *args, **kwargs):
     try:
         return factory(*args, **kwargs)
     except TypeError as err:
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        registered = {"task": TASKS, "model": MODELS, "method": METHODS}[kind].get(name)
+        known = _options_of(registered, skip=("data", "seed"))
+        if unknown and known:  # name the user's options, not an internal function's signature
+            import difflib
+
+            close = difflib.get_close_matches(unknown[1], known, n=1)
+            flag = {"task": "--task-param", "model": "--model-param", "method": "--method-param"}[kind]
+            raise ValueError(
+                f"{kind} {name!r} has no option {unknown[1]!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + f"; its options ({flag}): {', '.join(known)}"
+            ) from None
         raise ValueError(f"{kind} {name!r}: {err}") from None
+
+
+def _options_of(factory: Callable, skip: Sequence[str] = ()) -> list[str]:
+    """The keyword options a registered factory takes (its ``options`` attribute, else its signature)."""
+    import inspect
+
+    if getattr(factory, "options", None) is not None:
+        return list(factory.options)
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return []  # passes options on: its own list would be incomplete
+    return [
+        p.name
+        for p in parameters
+        if p.name not in skip
+        and (p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty))
+    ]
 
 
 def prepare(config: ExperimentConfig) -> PreparedExperiment:
@@ -242,6 +277,8 @@ def prepare(config: ExperimentConfig) -> PreparedExperiment:
 
     Nothing is trained and nothing is written; the CLI turns these errors into one-line messages.
     """
+    import dataclasses
+
     task_factory = TASKS.get(config.task)
     model_factory = MODELS.get(config.model)
     methods = check_method_options(config)
@@ -251,13 +288,23 @@ def prepare(config: ExperimentConfig) -> PreparedExperiment:
         "task", config.task, task_factory, data=config.data, seed=config.data_seed, **config.task_params
     )
     data = task.load()
+    defaults = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
+    if data.val is not None and config.val_size != defaults["val_size"]:  # silently ignored otherwise
+        raise ValueError(
+            f"val_size / --val-size does not apply to task {config.task!r}, which cuts its own validation "
+            "split; use --task-param n_val=N (a count or a fraction)"
+        )
     encode = getattr(task, "encode", None)
     if encode is not None:  # inputs that need the model's own preprocessing (text: its tokenizer)
         tokenizer = getattr(model_factory, "tokenizer", None)
         if tokenizer is None:
+            names = [n for n in MODELS.names() if getattr(MODELS.get(n), "tokenizer", None)]
+            choices = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else ", ".join(names)
+            # the model may never have been chosen: fno is what --model defaults to
+            default = " (the default --model)" if config.model == defaults["model"] else ""
             raise ValueError(
-                f"task {config.task!r} needs a model with a tokenizer; model {config.model!r} has none "
-                f"(text models: {', '.join(n for n in MODELS.names() if getattr(MODELS.get(n), 'tokenizer', None))})"
+                f"task {config.task!r} needs a text model (--model {choices}); "
+                f"model {config.model!r}{default} has no tokenizer"
             )
         data = encode(data, tokenizer(**config.model_params))
     val, train_pool = data.val, data.train_pool
@@ -282,6 +329,7 @@ def prepare(config: ExperimentConfig) -> PreparedExperiment:
     )
     model = _call_factory("model", config.model, prepared.build_model, config.seeds[0])
     prepared.n_params = sum(p.numel() for p in model.parameters())
+    prepared.n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     for name in config.methods:
         check_method(prepared, name, model)
     for fraction in prepared.cells:

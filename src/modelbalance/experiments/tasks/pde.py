@@ -97,6 +97,8 @@ class PDETask(Task):
             cache_dir,
         )
         self.params = params if data is not None else {**GENERATED_DEFAULTS[name], **params}
+        if data is None:
+            _check_generator_options(name, params)
 
     # ------------------------------------------------------------------ data
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -163,6 +165,29 @@ class PDETask(Task):
             return f"{self.name} from {self.data_path}"
         shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.name} (generated: {shown})"
+
+
+def _check_generator_options(name: str, params: dict) -> None:
+    """Unknown generator options as one line naming the known ones (not a TypeError from deep inside)."""
+    import difflib
+    import inspect
+
+    from modelbalance.experiments.pde import datasets
+
+    parameters = inspect.signature(datasets.TASKS[name]).parameters
+    known = ["n_samples", "n_test"] + [
+        p
+        for p, spec in parameters.items()
+        if spec.kind is spec.KEYWORD_ONLY and p not in ("seed", "progress")
+    ]
+    for key in params:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            raise ValueError(
+                f"task {name!r} has no option {key!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + f"; its options (--task-param): {', '.join(known)}"
+            )
 
 
 def field_metrics(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:

@@ -8,7 +8,12 @@ user's own table, fine-tuning a pretrained transformer (``minilm``, ``hf``, ``mp
 
 Splits. A task's data is cut once, seeded by ``data_seed``, into a test set, a validation set and the training
 pool, with no group (a WordNet synset) in two of them; the runner draws each run's training subset from the pool
-(stratified, nested across sizes). The test set is only ever used for the reported metrics.
+(stratified, nested across sizes). The test set is only ever used for the reported metrics. Splits the data
+gives (a ``split`` column of the user's file, or a loader's dict of splits) are kept: rows marked test are the
+test set and rows marked validation the validation set, all of them or, when ``n_test`` / ``n_val`` asks for
+fewer, a seeded, stratified share of them (a count, or a fraction of the given rows); the unchosen rows are
+dropped, never trained on. Only what is not given is cut from the remaining rows. GLUE gives train and its
+labelled dev set, which the paper reports on: that dev set is our test set.
 
 Tokenisation happens once per sweep with the model's own tokenizer (truncation to ``max_length``, 128 by
 default as in the paper), cached on disk; batches are padded to their longest example (dynamic padding), and the
@@ -157,13 +162,15 @@ class TextClassificationTask(Task):
     name : str
         The registered name.
     load_examples : callable
-        ``() -> TextExamples`` (one table, split here) or ``-> dict`` of ``TextExamples`` by split name
-        (``train``, and ``validation``/``test``: a given test split is used as is).
+        ``() -> TextExamples`` (one table, split here unless its ``split`` marks rows) or ``-> dict`` of
+        ``TextExamples`` by split name (``train``, and ``validation``/``test``; a lone ``validation`` split is
+        the test set). Given splits are kept (module docstring).
     seed : int
         Seed of the test / validation / pool split.
     n_val, n_test : int or float or None
-        Validation and test sizes: a count, or a fraction (< 1) of the data; None for the test set means the
-        examples marked ``test`` (or 20%).
+        Validation and test sizes: a count, or a fraction (< 1) of the data, or of the rows marked
+        ``validation`` / ``test`` where the data marks them; None for the test set means all the examples
+        marked ``test`` (or 20%).
     max_length : int
         Tokens per example after truncation.
     max_pool : int, optional
@@ -223,31 +230,46 @@ class TextClassificationTask(Task):
         n = len(examples)
         order = stratified_order(labels, self.seed + 0x7E57)
         groups = np.asarray(examples.group) if examples.group is not None else np.arange(n)
+        marked_val = given is not None and (given == "validation").any()
         if given is not None and (given == "test").any():
             test = np.flatnonzero(given == "test")
             rest = order[given[order] != "test"]
             if self.n_test is not None and _count(self.n_test, len(test)) < len(test):  # a seeded share of it
-                within = stratified_order(labels[test], self.seed + 0x7E57)
-                test = test[_group_prefix(within, groups[test], _count(self.n_test, len(test)))]
+                test = test[_given_share(labels[test], groups[test], self.n_test, self.seed + 0x7E57)]
         else:
             n_test = _count(self.n_test if self.n_test is not None else 0.2, n)
-            test = _group_prefix(order, groups, n_test)
+            # the user's validation rows stay validation rows: the test set is cut from the others
+            candidates = order[given[order] != "validation"] if marked_val else order
+            test = _group_prefix(candidates, groups, n_test)
             rest = order[~np.isin(order, test)]
         rest = rest[~np.isin(groups[rest], groups[test])]  # no group on both sides
-        n_val = _count(self.n_val, n)
-        val = _group_prefix(rest, groups, n_val)
-        pool = rest[~np.isin(groups[rest], groups[val])]
+        if marked_val:  # the rows marked validation, or a seeded share of them; never in the pool
+            is_val = given[rest] == "validation"
+            val, train, n_marked = rest[is_val], rest[~is_val], int(is_val.sum())
+            if _count(self.n_val, n_marked) < n_marked:
+                val = val[_given_share(labels[val], groups[val], self.n_val, self.seed + 0x7A1)]
+        else:
+            val = _group_prefix(rest, groups, _count(self.n_val, n))
+            train = rest
+        pool = train[~np.isin(groups[train], groups[val])]
         if self.max_pool is not None and len(pool) > self.max_pool:
-            pool = pool[: self.max_pool]  # `rest` is stratified-ordered, so its prefix is a stratified sample
+            # `train` is stratified-ordered, so its prefix is a stratified sample
+            pool = pool[: self.max_pool]
         pool = np.sort(pool)
         if len(rest) == 0:
             raise ValueError(
                 f"task {self.name!r}: the test split takes all {n} examples; lower --task-param n_test"
             )
         if len(val) == 0:
+            of = f"of the {n_marked} rows marked validation" if marked_val else f"({n} examples)"
             raise ValueError(
-                f"task {self.name!r}: n_val={self.n_val:g} gives an empty validation split ({n} examples); "
+                f"task {self.name!r}: n_val={self.n_val:g} gives an empty validation split {of}; "
                 "raise --task-param n_val"
+            )
+        if len(pool) == 0 and marked_val:
+            raise ValueError(
+                f"task {self.name!r}: no rows are left to train on outside the test and validation splits; "
+                "mark more rows train"
             )
         if len(pool) == 0:
             raise ValueError(
@@ -316,6 +338,15 @@ def _count(value: int | float, n: int) -> int:
     return int(round(value * n)) if value < 1 else int(value)
 
 
+def _given_share(labels: np.ndarray, groups: np.ndarray, value: int | float, seed: int) -> np.ndarray:
+    """Positions of a seeded, stratified, group-closed share of a given split: ``value`` is a count or a
+    fraction of its rows."""
+    from modelbalance.experiments.subsets import stratified_order
+
+    within = stratified_order(labels, seed)
+    return _group_prefix(within, groups, _count(value, len(labels)))
+
+
 def _group_prefix(order: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
     """The shortest prefix of ``order`` holding at least ``n`` examples, closed under groups: every example of
     a group whose first member is in the prefix (so a group never straddles two splits)."""
@@ -338,17 +369,16 @@ def _group_prefix(order: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
 
 
 def _concatenate(splits: dict) -> tuple[Any, np.ndarray]:
-    """One TextExamples of several splits, and each example's split name (validation of GLUE becomes test)."""
+    """One TextExamples of several splits, and each example's split name (a validation split without a test
+    split, GLUE's, becomes test)."""
     from modelbalance.experiments.text.examples import TextExamples
 
     names = [k for k in ("train", "validation", "test") if k in splits]
     if "train" not in names:
         raise ValueError(f"need a 'train' split, got {sorted(splits)}")
     parts = [splits[k] for k in names]
-    # a task's own labelled dev set (GLUE's) is the paper's evaluation set: our test split
-    tag = {"train": "train", "validation": "test", "test": "test"}
-    if "test" in splits and "validation" in splits:
-        tag["validation"] = "train"
+    # without a test split, a task's own labelled dev set (GLUE's) is the paper's evaluation set: our test split
+    tag = {"train": "train", "validation": "validation" if "test" in splits else "test", "test": "test"}
     text = [t for p in parts for t in p.text]
     pairs = None if parts[0].text_pair is None else [t for p in parts for t in p.text_pair]
     label = [int(y) for p in parts for y in p.label]

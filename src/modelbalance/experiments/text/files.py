@@ -57,6 +57,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
     raise ValueError(f"{path}: text data must end in {', '.join(SUFFIXES)}")
 
 
+def _record(path: Path, row: int) -> str:
+    """Where the 0-based data row ``row`` is, as a user finds it in the file: a JSON-lines file has one record per
+    line; a table's rows are counted from 1 after the header (a quoted field may span lines, so not "line")."""
+    if path.suffix.lower() == ".jsonl":
+        return f"line {row + 1}"
+    return f"data row {row + 1} (header not counted)"
+
+
 def _text_column(frame: pd.DataFrame, column: str, path: Path) -> list[str]:
     values = frame[column]
     bad = values.isna() | ~values.map(lambda v: isinstance(v, str))
@@ -64,11 +72,13 @@ def _text_column(frame: pd.DataFrame, column: str, path: Path) -> list[str]:
         raise ValueError(f"{path}: column {column!r} holds no text")
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
-        raise ValueError(f"{path}: column {column!r} row {row} is empty or not text ({values.iloc[row]!r})")
+        raise ValueError(
+            f"{path}: column {column!r} at {_record(path, row)} is empty or not text ({values.iloc[row]!r})"
+        )
     empty = values.str.strip() == ""
     if empty.any():
         row = int(empty.to_numpy().nonzero()[0][0])
-        raise ValueError(f"{path}: column {column!r} row {row} is an empty text")
+        raise ValueError(f"{path}: column {column!r} at {_record(path, row)} is an empty text")
     return values.tolist()
 
 
@@ -98,7 +108,7 @@ def load_text_file(
     labels = frame[label_column]
     if labels.isna().any():
         row = int(labels.isna().to_numpy().nonzero()[0][0])
-        raise ValueError(f"{path}: column {label_column!r} row {row} has no label")
+        raise ValueError(f"{path}: column {label_column!r} at {_record(path, row)} has no label")
     names = sorted(
         {str(v) for v in labels},
         key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v),

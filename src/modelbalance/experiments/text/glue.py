@@ -81,7 +81,7 @@ def load_glue(name: str, *, data_dir: str | Path | None = None) -> dict[str, Tex
                 raise FileNotFoundError(
                     f"cannot load GLUE {name} from the Hugging Face hub ({type(err).__name__}: "
                     f"{str(err).splitlines()[0][:200]}); offline, pass --task-param data_dir=<folder with "
-                    f"{name}/train-*.parquet and {name}/{theirs}-*.parquet>"
+                    f"{name}/train-*.parquet and {name}/{dev}-*.parquet>"
                 ) from None
         else:
             fmt, files = _local_files(Path(data_dir), name, theirs)
