@@ -139,6 +139,7 @@ def test_pt_state_dict_source(capsys, tmp_path):
     expected = modelbalance.analyze(model, progress=False, xmin="ks")
     assert list(table["alpha"]) == pytest.approx([s.alpha for s in expected], rel=1e-9)
     assert json.loads((tmp_path / "o" / "layers.json").read_text())["settings"]["xmin"] == "ks"
+    assert "note: with --xmin ks, alpha_relative is noisy" in out
 
 
 def _readme_checkpoint(model):
@@ -489,6 +490,14 @@ def test_unknown_plot_layer_fails_before_the_analysis_with_a_suggestion(capsys, 
     assert_one_line_error(code, err, "no layer named 'encodr'", "did you mean 'encoder'?", "encoder, decoder")
     assert out == "" and "spectra" not in err  # no table, no progress bar: nothing was analysed
     assert not out_dir.exists()
+
+
+def test_plot_layer_without_out_is_an_error_not_ignored(capsys, tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(small_model().state_dict(), path)
+    code, out, err = run_cli(capsys, "analyze", str(path), "--no-progress", "--plot-layer", "0")
+    assert_one_line_error(code, err, "--plot-layer writes esd.png into the --out folder")
+    assert out == ""
 
 
 def test_nonfinite_weights_error_or_skip(capsys, tmp_path):

@@ -417,3 +417,26 @@ def test_a_step_budget_gives_every_fraction_the_same_number_of_updates(tmp_path)
     assert [r["steps"] for r in records] == [7, 7]
     # 12 samples in batches of 8 = 2 steps per epoch: 4 epochs, the last cut short, one TB recompute per epoch
     assert records[0]["tb_recomputes"] == 4 and len(records[0]["epoch_losses"]) == 4
+
+
+def test_tables_show_ties_as_ties_not_as_losses_or_a_bold_winner():
+    from modelbalance.experiments.report import comparison_frame, comparison_table, mean_std_table
+
+    frame = pd.DataFrame(
+        {
+            "fraction": [1.0] * 4,
+            "n_train": [8] * 4,
+            "method": ["baseline", "baseline", "tb", "tb"],
+            "seed": [0, 1, 0, 1],
+            "accuracy": [0.8, 0.9, 0.8, 0.9],  # the same accuracy, seed for seed
+            "selected": [True] * 4,
+            "status": ["ok"] * 4,
+        }
+    )
+    means = mean_std_table(frame, "accuracy", "max", ["baseline", "tb"], {1.0: "all"})
+    assert "**" not in means  # neither method has the best mean
+    comparisons = comparison_frame(frame, metric="accuracy", direction="max", n_boot=100)
+    table = comparison_table(comparisons, "accuracy", {1.0: "all"})
+    assert "| 0/2, 2 tied |" in table
+    frame.loc[3, "accuracy"] = 0.95
+    assert "**0.875" in mean_std_table(frame, "accuracy", "max", ["baseline", "tb"], {1.0: "all"})

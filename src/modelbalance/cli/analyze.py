@@ -28,7 +28,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "analyze",
         help="per-layer heavy-tail spectral analysis of a model",
-        description=__doc__,
+        description="Layer-wise heavy-tail spectral report of a model: a table on the console, CSV/JSON and "
+        "plots with --out.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -105,6 +106,8 @@ def run(args) -> int:
             raise UsageError(f"invalid pattern {pattern!r}: {err}") from None
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a folder")
+    if args.plot_layer is not None and args.out is None:
+        raise UsageError("--plot-layer writes esd.png into the --out folder: give --out DIR too")
     if args.rows < 0:
         raise UsageError(f"--rows must be 0 (all) or positive, got {args.rows}")
     if args.device:
@@ -169,6 +172,12 @@ def run(args) -> int:
     print(report.table(max_rows=args.rows or None))
     print()
     print(report.summary())
+    if args.xmin == "ks" and not args.no_relative:
+        # a random matrix's spectrum has no power-law tail, so its KS fit lands on a few top eigenvalues
+        print(
+            "note: with --xmin ks, alpha_relative is noisy (the same-shape Gaussian reference has no power-law "
+            "tail, and its KS fit rests on a few top eigenvalues); compare raw alpha, or use --xmin fixed"
+        )
     if args.out is not None:
         write_outputs(report, args.out, args.plot_layer)
     return 0

@@ -223,6 +223,8 @@ def mean_std_table(
         stats = {m: mean_std(at.loc[at["method"] == m, metric]) for m in methods}
         means = {m: s[0] for m, s in stats.items() if math.isfinite(s[0])}
         best = (min if direction == "min" else max)(means, key=means.get) if len(means) > 1 else None
+        if best is not None and list(means.values()).count(means[best]) > 1:
+            best = None  # a tie for the best mean: no method is bold
         cells = []
         for method in methods:
             mean, std, n = stats[method]
@@ -244,7 +246,7 @@ def comparison_table(comparisons: pd.DataFrame, metric: str, labels: dict[float,
                 row.method,
                 f"{row.gain:+.1%}",
                 ci,
-                f"{row.wins}/{row.n}",
+                f"{row.wins}/{row.n}" + (f", {row.ties} tied" if getattr(row, "ties", 0) else ""),
                 _p(row.p_ttest),
                 _p(row.p_wilcoxon),
                 _p(row.p_sign),
