@@ -11,7 +11,7 @@ mkdir -p "$W"
 study() {  # study [studies it extends ...]
   local name=$1 reuse=()
   shift
-  for other in "$@"; do  # its working folder, else its published runs (a fresh machine)
+  for other in "$@"; do  # its working folder, else its published runs (a parent that did not run here)
     if [ -d "$W/$other/runs" ] || [ ! -f "docs/results/$other/runs.tar.gz" ]; then reuse+=(--reuse "$W/$other")
     else reuse+=(--reuse "docs/results/$other"); fi
   done

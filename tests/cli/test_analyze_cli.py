@@ -154,7 +154,16 @@ def _readme_checkpoint(model):
 
 
 @pytest.mark.parametrize(
-    "layout", ["readme", "model_state_dict", "module", "lightning", "only_dict", "nested_one_level"]
+    "layout",
+    [
+        "readme",
+        "model_state_dict",
+        "module",
+        "lightning",
+        "lightning_extra_state",
+        "only_dict",
+        "nested_one_level",
+    ],
 )
 def test_training_checkpoint_dicts_are_unwrapped(capsys, tmp_path, layout):
     model = small_model()
@@ -164,6 +173,8 @@ def test_training_checkpoint_dicts_are_unwrapped(capsys, tmp_path, layout):
         "model_state_dict": lambda: {"model_state_dict": state, "epoch": 3},
         "module": lambda: {"module": state},
         "lightning": lambda: {"state_dict": state, "optimizer_states": [], "epoch": 3},
+        # a module's non-tensor extra state beside the weights (loaded before this change; must still load)
+        "lightning_extra_state": lambda: {"state_dict": {**state, "0._extra_state": None}, "epoch": 3},
         "only_dict": lambda: {"net": state, "step": 7, "config": {"lr": 0.1}},
         "nested_one_level": lambda: {
             "weights": {"0": {"weight": state["0.weight"]}, "2": {"weight": state["2.weight"]}}

@@ -325,6 +325,18 @@ def _npz(path, **arrays):
         (["--threads", "-1"], "--threads"),
         (["--seeds", "5-1"], "the range 5-1 runs backwards; write 1-5"),
         (["--steps", "3"], "give --steps or --epochs, not both"),
+        (["--set", "steps=3"], "give --steps or --epochs, not both"),
+        (
+            [
+                "--method-param",
+                "plain.base=baseline",
+                "--method-param",
+                "plain.typo=1",
+                "--methods",
+                "baseline,plain",
+            ],
+            "method 'plain': .*typo",  # named by its sweep name, with the option (was "unknown method 'plain'")
+        ),
         (["--set", "lora.r=4"], "apply only with finetune = 'lora'"),
         (
             ["--task", "burgers", "--task-param", "n_sampels=8"],

@@ -70,7 +70,7 @@ def test_experiment_table_is_accepted(tmp_path):
         ("val_size = 1.5", "val_size"),
         (
             "method_params = { tb = { s_max = 1 } }",
-            r"'method_params' \(the config key for --method-params is 'method_options'\)",
+            r"'method_params' \(the config key for --method-param is 'method_options'\)",
         ),
         ('seeds = "5-1"', "seeds: the range 5-1 runs backwards; write 1-5"),
         ("[lora]\nr = 4", r"lora settings \['r'\] apply only with finetune = 'lora'"),

@@ -102,3 +102,14 @@ def test_lora_targets_that_match_no_layer_are_an_error_listing_the_models_layer_
     with pytest.raises(ValueError, match=r"target_modules \['q', 'v'\] matched no layer") as err:
         apply_lora(model, {"target_modules": ["q", "v"]})
     assert "query" in str(err.value) and "value" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_lora_errors_that_are_not_about_unmatched_targets_are_not_called_so():
+    pytest.importorskip("peft")
+    from modelbalance.experiments.models.lora import apply_lora
+    from modelbalance.experiments.registry import MODELS
+
+    model = MODELS.get("tiny_bert")({"num_classes": 2})
+    with pytest.raises(ValueError) as err:
+        apply_lora(model, {"target_modules": ["LayerNorm"]})  # found, but not a layer type LoRA supports
+    assert "matched no layer" not in str(err.value) and "query" in str(err.value)

@@ -120,6 +120,14 @@ def test_rows_a_file_marks_validation_are_the_validation_split(tmp_path):
     assert val == list(range(90, 120)) and len(test) == 20 and sorted(pool + test) == list(range(90))
 
 
+def test_a_files_validation_rows_are_all_kept_beyond_the_default_size(tmp_path):
+    from modelbalance.experiments.registry import TASKS
+
+    path = _marked_csv(tmp_path, [("train", 100), ("validation", 300), ("test", 40)])
+    pool, val, test = _indices(TASKS.get("text")(data=str(path)).load())
+    assert val == list(range(100, 400)) and pool == list(range(100))  # not cut to the 256 of unmarked data
+
+
 def test_a_share_of_marked_validation_keeps_groups_whole():
     examples = corpus(120, groups=True)  # groups of three rows; g20 = rows 60-62 straddles train / validation
     examples.split = ["train"] * 61 + ["validation"] * 30 + ["test"] * 29

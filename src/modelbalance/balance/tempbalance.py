@@ -348,8 +348,8 @@ class TempBalance:
             self._shape_logged = True
             advice = (
                 "metric='alpha_relative' corrects for shape"
-                if self.config.metric == "alpha"
-                else f"metric={self.config.metric!r} did not remove the shape dependence here"
+                if self.config.metric != "alpha_relative"
+                else "metric='alpha_relative' did not remove the shape dependence here"
             )
             logger.warning(
                 "TempBalance: the factors are essentially a function of layer shape (corr with log aspect "

@@ -345,7 +345,8 @@ def build_config(args: argparse.Namespace):
             raise ValueError(f"--resume: {args.out} holds no config.json to resume")
         values = saved.to_dict()
     values = _with_sets(values, args.set)
-    if args.steps is not None and args.epochs is not None:
+    set_steps = any(key == "steps" for key, _ in args.set)
+    if args.epochs is not None and (args.steps is not None or set_steps):
         raise ValueError(
             "give --steps or --epochs, not both (--steps trains every size for the same number of optimizer "
             "steps instead of a number of epochs)"

@@ -225,8 +225,12 @@ def unwrap_state_dict(obj, where: str) -> dict:
     if (flat := _tensor_dict(obj, nested=False)) is not None:
         return flat
     for key in WRAPPER_KEYS:
-        if (flat := _tensor_dict(obj.get(key))) is not None:
+        inner = obj.get(key)
+        if (flat := _tensor_dict(inner)) is not None:
             return flat
+        if isinstance(inner, dict) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+            # a state dict with a few non-tensor entries (e.g. a module's `_extra_state`): those are ignored
+            return {str(k): v for k, v in inner.items() if isinstance(v, torch.Tensor)}
     candidates = {str(k): flat for k, v in obj.items() if (flat := _tensor_dict(v)) is not None}
     if len(candidates) == 1:
         return next(iter(candidates.values()))

@@ -200,7 +200,7 @@ class ExperimentConfig:
         _require(
             not self.lora or self.finetune == "lora",
             f"lora settings {sorted(self.lora)} apply only with finetune = 'lora' (--set finetune=lora); "
-            f"finetune is {self.finetune!r}",
+            f"finetune is {self.finetune!r} (to drop inherited ones: --set 'lora={{}}')",
         )
         for method in self.grids:
             _require(
@@ -263,9 +263,8 @@ class ExperimentConfig:
             hints = []
             for key in unknown:
                 if key in _FLAG_KEYS:  # a flag's name, whose config key differs
-                    hints.append(
-                        f"{key!r} (the config key for --{key.replace('_', '-')} is {_FLAG_KEYS[key]!r})"
-                    )
+                    flag, config_key = _FLAG_KEYS[key]
+                    hints.append(f"{key!r} (the config key for {flag} is {config_key!r})")
                     continue
                 close = difflib.get_close_matches(key, known, n=1)
                 hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
@@ -479,11 +478,11 @@ def _digest(payload: Any) -> str:
 
 # CLI flags whose config-file key is not the flag's own name (singular flags, repeated KEY=VALUE options)
 _FLAG_KEYS = {
-    "method_param": "method_options",
-    "method_params": "method_options",
-    "task_param": "task_params",
-    "model_param": "model_params",
-    "grid": "grids",
+    "method_param": ("--method-param", "method_options"),
+    "method_params": ("--method-param", "method_options"),
+    "task_param": ("--task-param", "task_params"),
+    "model_param": ("--model-param", "model_params"),
+    "grid": ("--grid", "grids"),
 }
 
 

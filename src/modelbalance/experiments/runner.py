@@ -231,15 +231,20 @@ class PreparedExperiment:
         )
 
 
-def _call_factory(kind: str, name: str, factory: Callable, /, *args, **kwargs):
+def _call_factory(
+    kind: str, name: str, factory: Callable, /, *args, _registered=None, _options=None, **kwargs
+):
+    """``factory(*args, **kwargs)``, a TypeError turned into a one-line ValueError. ``_registered`` is the
+    registered factory whose options the user set (default: ``factory``), ``_options`` those options (default:
+    ``kwargs``)."""
     # positional-only: a task's own options may be called "name" (glue's name=sst2)
     try:
         return factory(*args, **kwargs)
     except TypeError as err:
         unknown = re.search(r"unexpected keyword argument '(\w+)'", str(err))
-        registered = {"task": TASKS, "model": MODELS, "method": METHODS}[kind].get(name)
-        known = _options_of(registered, skip=("data", "seed"))
-        if unknown and known:  # name the user's options, not an internal function's signature
+        options = kwargs if _options is None else _options
+        known = _options_of(_registered or factory, skip=("data", "seed"))
+        if unknown and unknown[1] in options and known:  # the user's options, not an internal signature
             import difflib
 
             close = difflib.get_close_matches(unknown[1], known, n=1)
@@ -327,7 +332,14 @@ def prepare(config: ExperimentConfig) -> PreparedExperiment:
         pool_labels=labels,
         data_hash=file_digest(task.data_path) if task.data_path else None,
     )
-    model = _call_factory("model", config.model, prepared.build_model, config.seeds[0])
+    model = _call_factory(
+        "model",
+        config.model,
+        prepared.build_model,
+        config.seeds[0],
+        _registered=model_factory,
+        _options=config.model_params,
+    )
     prepared.n_params = sum(p.numel() for p in model.parameters())
     prepared.n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     for name in config.methods:

@@ -68,8 +68,11 @@ def apply_lora(model: torch.nn.Module, settings: dict[str, Any] | None = None) -
         names = sorted(
             {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
         )
+        reason = str(err).splitlines()[0][:160]
+        unmatched = targets is not None and ("not found" in reason or "No modules were targeted" in reason)
+        what = (
+            f"target_modules {targets!r} matched no layer of this model ({reason})" if unmatched else reason
+        )
         raise ValueError(
-            f"LoRA: target_modules {targets!r} matched no layer of this model "
-            f"({str(err).splitlines()[0][:120]}); its linear layers are named {', '.join(names)}: set "
-            "lora.target_modules to some of them"
+            f"LoRA: {what}; its linear layers are named {', '.join(names)}: set lora.target_modules to some of them"
         ) from None

@@ -169,8 +169,8 @@ class TextClassificationTask(Task):
         Seed of the test / validation / pool split.
     n_val, n_test : int or float or None
         Validation and test sizes: a count, or a fraction (< 1) of the data, or of the rows marked
-        ``validation`` / ``test`` where the data marks them; None for the test set means all the examples
-        marked ``test`` (or 20%).
+        ``validation`` / ``test`` where the data marks them; None means all the rows marked so (else 256
+        validation examples, 20% for test).
     max_length : int
         Tokens per example after truncation.
     max_pool : int, optional
@@ -188,7 +188,7 @@ class TextClassificationTask(Task):
         load_examples: Callable[[], Any],
         *,
         seed: int = 0,
-        n_val: int | float = 256,
+        n_val: int | float | None = 256,
         n_test: int | float | None = 1000,
         max_length: int = DEFAULT_MAX_LENGTH,
         max_pool: int | None = None,
@@ -246,10 +246,10 @@ class TextClassificationTask(Task):
         if marked_val:  # the rows marked validation, or a seeded share of them; never in the pool
             is_val = given[rest] == "validation"
             val, train, n_marked = rest[is_val], rest[~is_val], int(is_val.sum())
-            if _count(self.n_val, n_marked) < n_marked:
+            if self.n_val is not None and _count(self.n_val, n_marked) < n_marked:
                 val = val[_given_share(labels[val], groups[val], self.n_val, self.seed + 0x7A1)]
         else:
-            val = _group_prefix(rest, groups, _count(self.n_val, n))
+            val = _group_prefix(rest, groups, _count(self.n_val if self.n_val is not None else 256, n))
             train = rest
         pool = train[~np.isin(groups[train], groups[val])]
         if self.max_pool is not None and len(pool) > self.max_pool:
@@ -260,20 +260,27 @@ class TextClassificationTask(Task):
             raise ValueError(
                 f"task {self.name!r}: the test split takes all {n} examples; lower --task-param n_test"
             )
+        if len(val) == 0 and marked_val and n_marked == 0:
+            raise ValueError(
+                f"task {self.name!r}: every row marked validation shares a group with the test split, so none is "
+                "left to validate on; mark validation rows from other groups"
+            )
         if len(val) == 0:
             of = f"of the {n_marked} rows marked validation" if marked_val else f"({n} examples)"
             raise ValueError(
-                f"task {self.name!r}: n_val={self.n_val:g} gives an empty validation split {of}; "
+                f"task {self.name!r}: n_val={self.n_val if self.n_val is not None else 256:g} gives an empty "
+                f"validation split {of}; "
                 "raise --task-param n_val"
             )
         if len(pool) == 0 and marked_val:
+            cut = "" if given is not None and (given == "test").any() else ", or lower --task-param n_test"
             raise ValueError(
                 f"task {self.name!r}: no rows are left to train on outside the test and validation splits; "
-                "mark more rows train"
+                f"mark more rows train{cut}"
             )
         if len(pool) == 0:
             raise ValueError(
-                f"task {self.name!r}: the validation split (n_val={self.n_val:g}, a count or a fraction of all "
+                f"task {self.name!r}: the validation split (n_val={self.n_val or 256:g}, a count or a fraction of all "
                 f"{n} examples) takes all {len(rest)} examples outside the test split and leaves none to train "
                 f"on; give --task-param n_val a count below {len(rest)}"
             )
@@ -545,6 +552,7 @@ def build_text_file(*, data: str | None = None, seed: int = 0, **params):
         )
     common, rest = _split_params(params)
     common.setdefault("n_test", None)
+    common.setdefault("n_val", None)  # every row the file marks validation, else 256
     load_text_file(data, **rest)  # read now: bad columns are a clear error before anything else happens
     return TextClassificationTask(
         "text",

@@ -59,10 +59,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def _record(path: Path, row: int) -> str:
     """Where the 0-based data row ``row`` is, as a user finds it in the file: a JSON-lines file has one record per
-    line; a table's rows are counted from 1 after the header (a quoted field may span lines, so not "line")."""
-    if path.suffix.lower() == ".jsonl":
+    line; a CSV's rows are counted from 1 after the header (a quoted field may span lines, so not "line"); other
+    formats count records from 1."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
         return f"line {row + 1}"
-    return f"data row {row + 1} (header not counted)"
+    if suffix in (".csv", ".tsv"):
+        return f"data row {row + 1} (header not counted)"
+    return f"record {row + 1}"
 
 
 def _text_column(frame: pd.DataFrame, column: str, path: Path) -> list[str]:
