@@ -223,8 +223,8 @@ def mean_std_table(
         stats = {m: mean_std(at.loc[at["method"] == m, metric]) for m in methods}
         means = {m: s[0] for m, s in stats.items() if math.isfinite(s[0])}
         best = (min if direction == "min" else max)(means, key=means.get) if len(means) > 1 else None
-        if best is not None and list(means.values()).count(means[best]) > 1:
-            best = None  # a tie for the best mean: no method is bold
+        if best is not None and [_fmt(m) for m in means.values()].count(_fmt(means[best])) > 1:
+            best = None  # a tie for the best mean as printed: no method is bold
         cells = []
         for method in methods:
             mean, std, n = stats[method]
