@@ -104,6 +104,18 @@ class Registry:
         return f"unknown {self.kind} {name!r}{hint}; known: {', '.join(sorted(self._factories))}"
 
 
+_OPTION_FLAGS = {"task": "--task-param", "model": "--model-param", "method": "--method-param"}
+
+
+def unknown_option(kind: str, name: str, option: str, known: list[str]) -> ValueError:
+    """The one-line error for an option a task, model or method does not take, naming the ones it does."""
+    close = difflib.get_close_matches(option, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ValueError(
+        f"{kind} {name!r} has no option {option!r}{hint}; its options ({_OPTION_FLAGS[kind]}): {', '.join(known)}"
+    )
+
+
 TASKS = Registry("task")
 MODELS = Registry("model")
 METHODS = Registry("method")

@@ -33,7 +33,7 @@ from modelbalance import __version__
 from modelbalance.experiments.config import TRAINING_GRID_PARAMS, ExperimentConfig
 from modelbalance.experiments.methods import Method, RunContext, forward_order
 from modelbalance.experiments.plan import RunSpec, point_label
-from modelbalance.experiments.registry import METHODS, MODELS, TASKS
+from modelbalance.experiments.registry import METHODS, MODELS, TASKS, unknown_option
 from modelbalance.experiments.store import FolderConflict, ResultsFolder, run_key
 from modelbalance.experiments.tasks import Task, TaskData
 from modelbalance.experiments.training import (
@@ -245,15 +245,7 @@ def _call_factory(
         options = kwargs if _options is None else _options
         known = _options_of(_registered or factory, skip=("data", "seed"))
         if unknown and unknown[1] in options and known:  # the user's options, not an internal signature
-            import difflib
-
-            close = difflib.get_close_matches(unknown[1], known, n=1)
-            flag = {"task": "--task-param", "model": "--model-param", "method": "--method-param"}[kind]
-            raise ValueError(
-                f"{kind} {name!r} has no option {unknown[1]!r}"
-                + (f" (did you mean {close[0]!r}?)" if close else "")
-                + f"; its options ({flag}): {', '.join(known)}"
-            ) from None
+            raise unknown_option(kind, name, unknown[1], known) from None
         raise ValueError(f"{kind} {name!r}: {err}") from None
 
 

@@ -169,10 +169,10 @@ class PDETask(Task):
 
 def _check_generator_options(name: str, params: dict) -> None:
     """Unknown generator options as one line naming the known ones (not a TypeError from deep inside)."""
-    import difflib
     import inspect
 
     from modelbalance.experiments.pde import datasets
+    from modelbalance.experiments.registry import unknown_option
 
     parameters = inspect.signature(datasets.TASKS[name]).parameters
     known = ["n_samples", "n_test"] + [
@@ -182,12 +182,7 @@ def _check_generator_options(name: str, params: dict) -> None:
     ]
     for key in params:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            raise ValueError(
-                f"task {name!r} has no option {key!r}"
-                + (f" (did you mean {close[0]!r}?)" if close else "")
-                + f"; its options (--task-param): {', '.join(known)}"
-            )
+            raise unknown_option("task", name, key, known)
 
 
 def field_metrics(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
