@@ -24,7 +24,7 @@ STUDIES=("$@")
   pairs_full_llrd_confirm pairs_k32_lora_r32 pairs_k32_lora_r32_delta mpnet_k4_cpu
   mpnet_k4_cpu_llrd mpnet_k16_cpu mpnet_pairs_k32_lora_cpu mpnet_pairs_k32_lora_cpu_controls
   mpnet_pairs_k32_lora_cpu_fixed_lr mpnet_pairs_k32_lora_cpu_llrd pairs_k512_lora pairs_k512_lora_llrd
-  wordnet_k32_lora wordnet_k2_lora wordnet_k32_lora_controls wordnet_k2_lora_fixed_lr
+  wordnet_k32_lora wordnet_k2_lora wordnet_k32_lora_controls wordnet_k2_lora_fixed_lr wordnet_n3328_fixed_lr
   wordnet_k2_lora_controls spam_lora_k4 spam_lora_confirm spam_lora_k256 spam_lora_k4_fixed_lr
   spam_lora_k4_mcc)
 WORKERS=${WORKERS:-1}

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelbalance import fit_power_law
 from modelbalance.spectral import LayerWeight, lapack, measure
-from modelbalance.spectral.eigenvalues import esd, esd_batches
+from modelbalance.spectral.eigenvalues import esd, esd_batches, power_of_two_normalized
 
 
 def reference_eigs(mats: torch.Tensor) -> np.ndarray:
@@ -116,6 +118,45 @@ def test_bad_arguments_raise():
         esd_batches(torch.randn(4, 4))
     with pytest.raises(ValueError, match="dtype"):
         measure([layer(torch.randn(1, 4, 4))], dtype=torch.bfloat16)
+
+
+# --- scale: the decomposed matrix is the same for W and 2**k W -------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    k=st.integers(-100, 100),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_power_of_two_scaling_decomposes_the_same_matrix(seed, k, dtype):
+    mats = torch.randn(2, 30, 20, generator=generator(seed), dtype=dtype) * 0.01
+    base, e0 = power_of_two_normalized(mats)
+    scaled, e1 = power_of_two_normalized(mats * 2.0**k)
+    assert torch.equal(base, scaled) and e1 - e0 == k
+    mean_eig = float((base.double() ** 2).sum()) / (2 * 20)
+    assert 0.25 <= mean_eig < 1
+    # so the eigenvalues are exactly 4**k times each other
+    np.testing.assert_array_equal(np.ldexp(esd(mats), 2 * k), esd(mats * 2.0**k))
+
+
+def test_zero_and_nonfinite_stacks_are_left_alone():
+    for mats in (torch.zeros(1, 4, 3), torch.full((1, 4, 3), float("nan")), torch.empty(0, 4, 3)):
+        out, e = power_of_two_normalized(mats)
+        assert out is mats and e == 0
+
+
+def test_huge_and_tiny_float32_weights_are_measured_in_float32():
+    mats = torch.randn(1, 60, 40, generator=generator(3))
+    ref = esd(mats.double(), dtype=torch.float64)
+    for scale in (1e-30, 1e-12, 1e12, 1e30):  # 1e30: W^T W would overflow float32 without the normalisation
+        big = mats * scale
+        ours = esd(big)
+        assert np.isfinite(ours).all()
+        np.testing.assert_allclose(ours[20:] / scale**2, ref[20:], rtol=1e-5)
+        if abs(np.log10(scale)) < 15:  # esd_batches answers in float32, where 1e+-60 eigenvalues do not fit
+            per_matrix = esd_batches(big).double().numpy()[0]
+            np.testing.assert_allclose(per_matrix[20:] / scale**2, ref[20:], rtol=1e-5)
 
 
 # --- the ctypes LAPACK path ---------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _xmin(value: str):
 
 def run(args) -> int:
     from modelbalance.spectral import FitConfig, analyze, extract_layers, extract_layers_from_state_dict
-    from modelbalance.spectral.analyze import GramOverflowError, NonFiniteWeightsError
+    from modelbalance.spectral.analyze import EigensolverError, NonFiniteWeightsError
 
     from .sources import first_line, load_source
 
@@ -162,9 +162,11 @@ def run(args) -> int:
         raise UsageError(
             f"layer {err.layer!r} has NaN or Inf weights; pass --skip-nonfinite to skip such layers"
         ) from None
-    except GramOverflowError as err:
-        fix = "use --dtype float64" if args.dtype == "float32" else "these weights are too large to analyse"
-        raise UsageError(f"layer {err.layer!r}: the Gram matrix overflowed in {args.dtype}; {fix}") from None
+    except EigensolverError as err:
+        fix = "use --dtype float64" if args.dtype == "float32" else "please report it with the weights"
+        raise UsageError(
+            f"layer {err.layer!r}: the eigensolver returned NaN or Inf eigenvalues in {args.dtype}; {fix}"
+        ) from None
     except (ValueError, RuntimeError) as err:
         raise UsageError(first_line(err)) from None
 

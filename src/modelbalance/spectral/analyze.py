@@ -22,7 +22,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .eigenvalues import BATCH_ELEMENTS, compute_dtype, esd_batches, gram, zero_roundoff
+from .eigenvalues import (
+    BATCH_ELEMENTS,
+    compute_dtype,
+    esd_batches,
+    gram,
+    power_of_two_normalized,
+    zero_roundoff,
+)
 from .lapack import gram_eigenvalues
 from .matrices import CONV_SCALE, LayerWeight, extract_layers
 from .metrics import spectrum_metrics
@@ -40,11 +47,14 @@ class NonFiniteWeightsError(ValueError):
         self.layer = layer
 
 
-class GramOverflowError(ValueError):
-    """A layer's Gram matrix overflowed in ``dtype`` (finite but huge weights); ``layer`` names it."""
+class EigensolverError(ValueError):
+    """The eigensolver returned NaN or Inf for a layer with finite weights; ``layer`` names it."""
 
     def __init__(self, layer: str, dtype: torch.dtype):
-        super().__init__(f"layer {layer!r}: the Gram matrix overflowed in {dtype}; use dtype=torch.float64")
+        super().__init__(
+            f"layer {layer!r}: the eigensolver returned NaN or Inf eigenvalues in {dtype} for finite weights; "
+            "use dtype=torch.float64"
+        )
         self.layer = layer
 
 
@@ -245,12 +255,13 @@ def measure(
             if not _check_finite(layer, layer.matrices(), nonfinite, spec):
                 bar.update()
                 return
-            raise GramOverflowError(layer.name, dtype)
+            raise EigensolverError(layer.name, dtype)
         # Round-off level of the dtype the eigenvalues were computed in, so before any upcast to float64.
         per_matrix = zero_roundoff(per_matrix, max(layer.matrix_shape))
         if isinstance(per_matrix, torch.Tensor):
             per_matrix = per_matrix.double().cpu().numpy()
-        eigs = np.sort(per_matrix.reshape(-1).astype(np.float64))
+        # Back to the weights' own scale, in float64 (exact: a power of two; finite for any float32 weights).
+        eigs = np.ldexp(np.sort(per_matrix.reshape(-1).astype(np.float64)), 2 * exponents.pop(i, 0))
         _fit_into(spec, eigs, fit, min_eigs, relative, keep_eigenvalues, dtype)
         if dtype == torch.float32 and spec.status.startswith("rank-deficient"):
             _refit_in_float64(layer, spec, fit, min_eigs, relative, keep_eigenvalues)
@@ -270,9 +281,16 @@ def measure(
         for i, layer in enumerate(layers)
         if layer.device.type == "cpu" and not layer.is_complex and i not in empty
     ]
-    makers = [
-        lambda layer=layers[i]: layer.matrices().to(compute_dtype(torch.float32, dtype)).numpy() for i in cpu
-    ]
+    # Weights of extreme scale are first scaled by a power of two (see spectral/eigenvalues.py), its exponent
+    # kept per layer until finish() scales the eigenvalues back.
+    exponents: dict[int, int] = {}
+    target = compute_dtype(torch.float32, dtype)
+
+    def normalized(i: int) -> torch.Tensor:
+        mats, exponents[i] = power_of_two_normalized(layers[i].matrices().to(target))
+        return mats
+
+    makers = [lambda i=i: normalized(i).numpy() for i in cpu]
     for i, per_matrix in zip(cpu, gram_eigenvalues(makers, workers=max(1, torch.get_num_threads()))):
         finish(i, per_matrix)
 
@@ -285,8 +303,7 @@ def measure(
         for i, layer in enumerate(layers)
         if i not in empty and i not in on_cpu and _use_host(layer, eigensolver)
     ]
-    target = compute_dtype(torch.float32, dtype)
-    host_makers = [lambda layer=layers[i]: gram(layer.matrices().to(target)).cpu().numpy() for i in host]
+    host_makers = [lambda i=i: gram(normalized(i)).cpu().numpy() for i in host]
     host_workers = max(1, os.cpu_count() or 1)
     for i, per_matrix in zip(host, gram_eigenvalues(host_makers, workers=host_workers, symmetric=True)):
         finish(i, per_matrix)
@@ -303,7 +320,8 @@ def measure(
         grams, owners = [], []
         for pos, i in enumerate(idx):
             mats = layers[i].matrices()
-            g = gram(mats.to(compute_dtype(mats.dtype, dtype)))
+            mats, exponents[i] = power_of_two_normalized(mats.to(compute_dtype(mats.dtype, dtype)))
+            g = gram(mats)
             grams.append(g)
             owners.append((i, g.shape[0]))
             if sum(x.shape[0] for x in grams) >= per_batch or pos == len(idx) - 1:

@@ -13,6 +13,14 @@ squared singular values, and a symmetric eigensolver on it is 2-4x cheaper than 
 the spectrum agrees with a float64 SVD to ~1e-6 relative; eigenvalues below the Gram matrix's round-off level
 (``max(n, m) * eps * lambda_max``) are set to exactly 0 and count as rank deficiency.
 
+Scale: LAPACK's eigensolvers rescale a matrix whose norm is very large or small (for float32 tridiagonal norms
+below ~3e-5, which weights with entries ~1e-3 reach) by a factor that is not a power of two, so the spectrum of
+``c * W`` would not be exactly ``c**2`` times that of ``W``. Every stack is therefore first multiplied by the power
+of two that puts its mean eigenvalue in [0.25, 1) (exact in binary floating point, and a no-op for most trained
+weights), and the eigenvalues are multiplied back in float64. The decomposed matrix is then the same, bit for
+bit, for ``W`` and ``2**k * W``: alpha is exactly invariant to such scaling, the Gram matrix never overflows, and
+huge but finite weights are measured in float32 like any others.
+
 Where it runs: on the weights' own device. Half precision is upcast to float32 (``dtype=torch.float64`` for double).
 On the CPU, real matrices go through LAPACK ``syrk`` (half the flops of a matmul) and ``syevd`` one at a time, which
 beats torch's batched CPU path; elsewhere (CUDA, complex) the Gram matrices of up to ``batch_elements`` numbers are
@@ -24,6 +32,8 @@ transposed convs), the extra memory is bounded by the stacked Gram matrices of o
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -40,6 +50,22 @@ def compute_dtype(tensor_dtype: torch.dtype, dtype: torch.dtype = torch.float32)
     if tensor_dtype.is_complex:
         return torch.complex128 if dtype == torch.float64 else torch.complex64
     return dtype
+
+
+def power_of_two_normalized(mats: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``(mats * 2**-e, e)``, with ``e`` the power of two that puts the mean eigenvalue of the (b, n, m) stack's
+    Gram matrices in [0.25, 1); ``(mats, 0)`` for zero or non-finite weights (left for the caller to report).
+    The eigenvalues of the result times ``4**e`` are those of ``mats``."""
+    count = mats.shape[0] * min(mats.shape[-2:]) if mats.dim() >= 2 else 0
+    if count == 0:
+        return mats, 0
+    # float64 accumulation: the sum of squares of huge float32 weights would overflow in float32.
+    wide = torch.complex128 if mats.is_complex() else torch.float64
+    rms = float(torch.linalg.vector_norm(mats, dtype=wide)) / math.sqrt(count)
+    if not math.isfinite(rms) or rms == 0:
+        return mats, 0
+    e = math.frexp(rms)[1]
+    return (mats * (2.0**-e), e) if e else (mats, 0)
 
 
 def gram(mats: torch.Tensor) -> torch.Tensor:
@@ -67,29 +93,39 @@ def esd_batches(
 ) -> torch.Tensor:
     """Per-matrix eigenvalues of W^H W, ascending: (b, n, m) -> (b, min(n, m)), in the compute dtype's real type.
 
-    Computed on ``mats.device``; the result stays there.
+    Computed on ``mats.device``; the result stays there. Eigenvalues beyond float32's range (weights above ~1e19
+    or below ~1e-19) over- or underflow here; :func:`esd` returns float64 and keeps them.
     """
+    eigs, exponent = _normalized_esd_batches(mats, dtype, batch_elements)
+    return torch.ldexp(eigs, torch.tensor(2 * exponent, device=eigs.device)) if exponent else eigs
+
+
+def _normalized_esd_batches(
+    mats: torch.Tensor, dtype: torch.dtype, batch_elements: int
+) -> tuple[torch.Tensor, int]:
+    """Eigenvalues of ``mats * 2**-e`` (see :func:`power_of_two_normalized`) and ``e``."""
     if mats.dim() != 3:
         raise ValueError(f"expected a (batch, rows, cols) tensor, got shape {tuple(mats.shape)}")
     target = compute_dtype(mats.dtype, dtype)
     n, m = mats.shape[-2:]
     s = min(n, m)
+    mats, exponent = power_of_two_normalized(mats.to(target))
     if mats.device.type == "cpu" and not mats.is_complex():
-        stack = mats.to(target).numpy()
+        stack = mats.numpy()
         eigs = torch.from_numpy(next(gram_eigenvalues([lambda: stack])))
     else:
         per_batch = max(1, batch_elements // max(s * s, 1))
         parts = []
         for lo in range(0, mats.shape[0], per_batch):
-            g = gram(mats[lo : lo + per_batch].to(target))
+            g = gram(mats[lo : lo + per_batch])
             parts.append(torch.linalg.eigvalsh(g))
         eigs = torch.cat(parts)
-    return zero_roundoff(eigs, max(n, m))
+    return zero_roundoff(eigs, max(n, m)), exponent
 
 
 def esd(
     mats: torch.Tensor, dtype: torch.dtype = torch.float32, batch_elements: int = BATCH_ELEMENTS
 ) -> np.ndarray:
     """Pooled, sorted (ascending) eigenvalues of all matrices in a (b, n, m) stack, as float64 numpy."""
-    eigs = esd_batches(mats, dtype=dtype, batch_elements=batch_elements)
-    return np.sort(eigs.reshape(-1).double().cpu().numpy())
+    eigs, exponent = _normalized_esd_batches(mats, dtype, batch_elements)
+    return np.ldexp(np.sort(eigs.reshape(-1).double().cpu().numpy()), 2 * exponent)
