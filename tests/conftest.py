@@ -31,3 +31,20 @@ def tiny_bert_config():
     """Factory for tiny BertConfigs built locally (no download); keyword arguments add or override fields."""
     transformers = pytest.importorskip("transformers")
     return lambda **fields: transformers.BertConfig(**{**TINY_BERT, **fields})
+
+
+@pytest.fixture
+def failing_eigensolver(monkeypatch):
+    """The CPU eigensolver of ``modelbalance.spectral.analyze`` returns NaN eigenvalues (a LAPACK failure)."""
+    import importlib
+
+    import numpy as np
+
+    module = importlib.import_module("modelbalance.spectral.analyze")  # the package exports a function too
+
+    def failing(stacks, workers=1, symmetric=False):
+        for make in stacks:
+            yield np.full(min(make().shape[-2:]), np.nan, dtype=np.float32)[None]
+
+    monkeypatch.setattr(module, "gram_eigenvalues", failing)
+    return module

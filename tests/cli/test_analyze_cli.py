@@ -1,13 +1,11 @@
 """`modelbalance analyze SOURCE` end to end: every kind of source, the files written, one-line errors."""
 
-import importlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -527,7 +525,7 @@ def test_nonfinite_weights_error_or_skip(capsys, tmp_path):
     assert "3 layers, 2 fitted" in out and "skipped: NaN or Inf weights" in out
 
 
-def test_huge_weights_are_analysed_and_a_solver_failure_names_the_dtype_flag(capsys, tmp_path, monkeypatch):
+def test_huge_weights_are_analysed_and_a_solver_failure_names_the_dtype_flag(capsys, tmp_path, request):
     state = small_model().state_dict()
     state["2.weight"] *= 1e20  # finite in float32; its Gram matrix would not be without the normalisation
     path = tmp_path / "weights.pt"
@@ -536,15 +534,7 @@ def test_huge_weights_are_analysed_and_a_solver_failure_names_the_dtype_flag(cap
     assert code == 0, err
     assert "3 layers, 3 fitted" in out
 
-    module = importlib.import_module(
-        "modelbalance.spectral.analyze"
-    )  # the package exports a function of that name
-
-    def failing(stacks, workers=1, symmetric=False):
-        for make in stacks:
-            yield np.full(min(make().shape[-2:]), np.nan, dtype=np.float32)[None]
-
-    monkeypatch.setattr(module, "gram_eigenvalues", failing)
+    request.getfixturevalue("failing_eigensolver")
     code, _, err = run_cli(capsys, "analyze", str(path), "--no-progress")
     assert_one_line_error(code, err, "NaN or Inf eigenvalues in float32", "--dtype float64")
     assert "torch.float64" not in err

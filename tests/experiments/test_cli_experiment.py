@@ -436,3 +436,51 @@ def test_the_examples_in_experiment_help_parse_into_valid_configs():
             assert config.out.startswith("results/")
             parsed += 1
     assert parsed == 4
+
+
+def test_a_text_task_without_a_model_runs_on_minilm_and_a_typed_model_is_kept(tmp_path):
+    from modelbalance.cli.experiment import build_config
+    from modelbalance.cli.main import build_parser
+
+    def model_of(*words):
+        return build_config(build_parser().parse_args(["experiment", *words])).model
+
+    assert model_of("--task", "spam") == "minilm"
+    assert model_of("--data", "reviews.csv") == "minilm"  # no --task: text classification
+    assert model_of("--task", "glue", "--task-param", "name=rte") == "minilm"
+    assert model_of("--task", "spam", "--model", "mpnet") == "mpnet"
+    assert model_of("--task", "spam", "--model", "fno") == "fno"  # typed: kept, and refused by the runner
+    assert model_of("--task", "burgers") == "fno"
+    assert model_of("--task", "no_such_task") == "fno"  # the runner names the known tasks
+    config = tmp_path / "sweep.toml"
+    config.write_text('task = "wordnet"\nshots = [2]\n')
+    assert model_of("--config", str(config)) == "minilm"
+    config.write_text('task = "wordnet"\nmodel = "tiny_bert"\n')
+    assert model_of("--config", str(config)) == "tiny_bert"
+    assert model_of("--config", str(config), "--model", "minilm") == "minilm"
+
+
+@pytest.mark.parametrize(
+    ("model", "option", "message"),
+    [
+        (
+            "fno",
+            "widht=8",
+            r"model 'fno' has no option 'widht' \(did you mean 'width'\?\); its options \(--model-param\): modes, "
+            r"width, n_layers, .*domain_padding",  # neuraloperator FNO's own keywords too
+        ),
+        (
+            "unet",
+            "dept=2",
+            r"model 'unet' has no option 'dept' \(did you mean 'depth'\?\); its options \(--model-param\): "
+            r"width, depth, norm, padding_mode$",
+        ),
+    ],
+)
+def test_a_pde_models_option_typo_names_its_options(tmp_path, capsys, model, option, message):
+    import re
+
+    args = ["experiment", "--task", "toy", "--model", model, "--model-param", option, "--fractions", "0.5"]
+    code, _, stderr = run_cli([*args, "--seeds", "0", "--out", tmp_path / "out", "--dry-run"], capsys)
+    assert code == 2 and stderr.count("\n") == 1
+    assert re.search(message, stderr.strip()), stderr

@@ -527,14 +527,14 @@ def test_val_size_is_refused_for_a_text_task_that_cuts_its_own_validation_split(
     assert len(prepare(_text_config(tmp_path)).val) == 10  # the default val_size is no request: n_val rules
 
 
-def test_a_text_task_with_the_default_model_names_the_text_models(tmp_path):
+def test_a_text_task_with_a_model_without_tokenizer_names_the_text_models(tmp_path):
     from modelbalance.experiments.runner import prepare
 
     with pytest.raises(ValueError) as error:
         prepare(_text_config(tmp_path, model="fno"))
     message = str(error.value)
     assert "task 'text' needs a text model (--model " in message and "minilm" in message
-    assert message.endswith("model 'fno' (the default --model) has no tokenizer") and "\n" not in message
+    assert message.endswith("model 'fno' has no tokenizer") and "\n" not in message
 
 
 def test_the_plan_of_a_lora_sweep_counts_the_trained_parameters(tmp_path, capsys):
@@ -560,3 +560,26 @@ def test_an_unknown_text_model_option_names_the_models_options(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "model 'minilm' has no option 'dropot' (did you mean 'dropout'?)" in err, err
     assert "build_classifier" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_loading_a_model_leaves_the_progress_bar_setting_as_it_was(monkeypatch):
+    import warnings
+
+    import transformers
+
+    from modelbalance.experiments.models.text import _pretrained, minilm_path
+
+    logging = transformers.utils.logging
+    before = logging.is_progress_bar_enabled()
+    try:
+        for enabled in (False, True):
+            (logging.enable_progress_bar if enabled else logging.disable_progress_bar)()
+            _pretrained.cache_clear()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                _pretrained(minilm_path(), 2)
+            assert logging.is_progress_bar_enabled() == enabled  # was: always switched back on
+            assert not [w for w in caught if "progress bars" in str(w.message)]
+    finally:
+        (logging.enable_progress_bar if before else logging.disable_progress_bar)()
+        _pretrained.cache_clear()

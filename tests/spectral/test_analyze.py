@@ -1,6 +1,5 @@
 """measure / analyze: fits and metrics against independent references, bad weights, shape-corrected alphas."""
 
-import importlib
 import math
 import warnings
 
@@ -161,16 +160,8 @@ def test_huge_weights_are_measured_in_float32():
     assert spec.spectral_norm == pytest.approx(float(torch.linalg.matrix_norm(w.double(), 2)), rel=1e-5)
 
 
-def test_an_eigensolver_failure_on_finite_weights_is_an_error(monkeypatch):
-    module = importlib.import_module(
-        "modelbalance.spectral.analyze"
-    )  # the package exports a function of that name
-
-    def failing(stacks, workers=1, symmetric=False):
-        for make in stacks:
-            yield np.full(min(make().shape[-2:]), np.nan, dtype=np.float32)[None]
-
-    monkeypatch.setattr(module, "gram_eigenvalues", failing)
+def test_an_eigensolver_failure_on_finite_weights_is_an_error(failing_eigensolver):
+    module = failing_eigensolver
     with pytest.raises(module.EigensolverError, match="'big'.*NaN or Inf eigenvalues.*float64") as err:
         analyze(model_of(big=gaussian(20, 30)), relative=False)
     assert err.value.layer == "big"

@@ -91,7 +91,7 @@ def _register_experiment(subparsers) -> None:
         'unset = ["tune_seeds"] removes an inherited setting',
     )
     add("--task", help="task name (see --list)")
-    add("--model", help="model name (see --list)")
+    add("--model", help="model name (see --list; default: minilm for the text tasks, fno otherwise)")
     add("--fractions", metavar="F,F", help="training fractions of the pool, in (0, 1], e.g. 0.01,0.1,1")
     add("--sizes", metavar="N,N", help="instead of --fractions: training-set sizes, e.g. 16,64,256")
     add(
@@ -359,6 +359,8 @@ def build_config(args: argparse.Namespace):
     values = without_replaced_axis(values, axis_flags)  # a flag replaces the file's subset axis
     if args.data and not args.task and "task" not in values:
         values["task"] = _task_for_data(args.data)
+    if args.model is None and "model" not in values:
+        values.update(_default_model(args.task or values.get("task")))
     if args.grid:
         grids = {name: dict(axes) for name, axes in (values.get("grids") or {}).items()}
         for text in args.grid:
@@ -385,6 +387,19 @@ def build_config(args: argparse.Namespace):
             options.setdefault(method, {})[field] = value
         changes["method_options"] = options
     return config.replace(**changes)
+
+
+def _default_model(task: str | None) -> dict[str, str]:
+    """``{"model": ...}`` for a task that names its own default model (text tasks: minilm), else ``{}`` (the
+    config's default, fno). An unknown task is left for the runner to report."""
+    from modelbalance.experiments.registry import TASKS
+
+    try:
+        factory = TASKS.get(task) if task else None
+    except ValueError:
+        return {}
+    model = getattr(factory, "default_model", None)
+    return {"model": model} if model else {}
 
 
 _TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")

@@ -250,11 +250,13 @@ def _call_factory(
 
 
 def _options_of(factory: Callable, skip: Sequence[str] = ()) -> list[str]:
-    """The keyword options a registered factory takes (its ``options`` attribute, else its signature)."""
+    """The keyword options a registered factory takes (its ``options`` attribute, a list or a function that
+    returns one, e.g. where listing them needs an import; else its signature)."""
     import inspect
 
-    if getattr(factory, "options", None) is not None:
-        return list(factory.options)
+    options = getattr(factory, "options", None)
+    if options is not None:
+        return list(options() if callable(options) else options)
     try:
         parameters = list(inspect.signature(factory).parameters.values())
     except (TypeError, ValueError):
@@ -297,11 +299,9 @@ def prepare(config: ExperimentConfig) -> PreparedExperiment:
         if tokenizer is None:
             names = [n for n in MODELS.names() if getattr(MODELS.get(n), "tokenizer", None)]
             choices = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else ", ".join(names)
-            # the model may never have been chosen: fno is what --model defaults to
-            default = " (the default --model)" if config.model == defaults["model"] else ""
             raise ValueError(
                 f"task {config.task!r} needs a text model (--model {choices}); "
-                f"model {config.model!r}{default} has no tokenizer"
+                f"model {config.model!r} has no tokenizer"
             )
         data = encode(data, tokenizer(**config.model_params))
     val, train_pool = data.val, data.train_pool

@@ -102,12 +102,38 @@ def build_fno_model(
     )
 
 
+def _fno_options() -> list[str]:
+    """What ``--model-param`` takes for fno: modes, width, n_layers and neuraloperator FNO's own keywords."""
+    import inspect
+
+    from neuralop.models import FNO
+
+    set_here = {"n_modes", "in_channels", "out_channels", "hidden_channels", "n_layers"}
+    return ["modes", "width", "n_layers"] + [
+        p for p in inspect.signature(FNO).parameters if p not in set_here
+    ]
+
+
+build_fno_model.options = _fno_options  # listed only for an error message: importing neuraloperator is slow
+
+
 @MODELS.register("unet", help="the project's UNet, 1-D or 2-D by the task's grid (width, depth, norm, ...)")
 def build_unet_model(spec: dict[str, Any], **params) -> nn.Module:
     from modelbalance.experiments.models.unet import UNet
 
     dim = _grid_dims(spec, "unet")
     return UNet(dim, spec["in_channels"], spec["out_channels"], **params)
+
+
+def _unet_options() -> list[str]:
+    import inspect
+
+    from modelbalance.experiments.models.unet import UNet
+
+    return [p for p in inspect.signature(UNet).parameters if p not in ("dim", "in_channels", "out_channels")]
+
+
+build_unet_model.options = _unet_options
 
 
 # ---------------------------------------------------------------------------------------------------- text

