@@ -1,6 +1,7 @@
 """The text task's machinery: splits without group leakage, tokenisation cache, dynamic padding, metrics, and
 an end-to-end sweep of a tiny BERT on an in-memory corpus (full fine-tuning and LoRA)."""
 
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -534,7 +535,12 @@ def test_a_text_task_with_a_model_without_tokenizer_names_the_text_models(tmp_pa
         prepare(_text_config(tmp_path, model="fno"))
     message = str(error.value)
     assert "task 'text' needs a text model (--model " in message and "minilm" in message
-    assert message.endswith("model 'fno' has no tokenizer") and "\n" not in message
+    assert (
+        message.endswith("model 'fno' (the config's default model) has no tokenizer") and "\n" not in message
+    )
+    with pytest.raises(ValueError) as error:
+        prepare(_text_config(tmp_path, model="mlp"))
+    assert str(error.value).endswith("model 'mlp' has no tokenizer")
 
 
 def test_the_plan_of_a_lora_sweep_counts_the_trained_parameters(tmp_path, capsys):
@@ -583,3 +589,19 @@ def test_loading_a_model_leaves_the_progress_bar_setting_as_it_was(monkeypatch):
     finally:
         (logging.enable_progress_bar if before else logging.disable_progress_bar)()
         _pretrained.cache_clear()
+
+
+def test_no_progress_bar_warning_when_the_hub_bars_are_disabled_by_environment():
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "from modelbalance.experiments.models.text import _pretrained, minilm_path\n"
+        "_pretrained(minilm_path(), 2)\n"
+    )
+    env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # as --no-progress sets it, before any import
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

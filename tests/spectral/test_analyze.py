@@ -160,6 +160,12 @@ def test_huge_weights_are_measured_in_float32():
     assert spec.spectral_norm == pytest.approx(float(torch.linalg.matrix_norm(w.double(), 2)), rel=1e-5)
 
 
+def test_subnormal_float32_weights_are_measured_not_an_error():
+    w = gaussian(40, 30) * 1e-40  # normalising needs 2**130, more than float32 holds in one factor
+    spec = analyze(model_of(tiny=w), relative=False)["tiny"]
+    assert spec.status == "ok" and math.isfinite(spec.alpha)
+
+
 def test_an_eigensolver_failure_on_finite_weights_is_an_error(failing_eigensolver):
     module = failing_eigensolver
     with pytest.raises(module.EigensolverError, match="'big'.*NaN or Inf eigenvalues.*float64") as err:

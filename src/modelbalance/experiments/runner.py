@@ -299,9 +299,11 @@ def prepare(config: ExperimentConfig) -> PreparedExperiment:
         if tokenizer is None:
             names = [n for n in MODELS.names() if getattr(MODELS.get(n), "tokenizer", None)]
             choices = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else ", ".join(names)
+            # From Python (or a plugin task without a default_model) the model may never have been chosen
+            default = " (the config's default model)" if config.model == defaults["model"] else ""
             raise ValueError(
                 f"task {config.task!r} needs a text model (--model {choices}); "
-                f"model {config.model!r} has no tokenizer"
+                f"model {config.model!r}{default} has no tokenizer"
             )
         data = encode(data, tokenizer(**config.model_params))
     val, train_pool = data.val, data.train_pool

@@ -51,11 +51,14 @@ class EigensolverError(ValueError):
     """The eigensolver returned NaN or Inf for a layer with finite weights; ``layer`` names it."""
 
     def __init__(self, layer: str, dtype: torch.dtype):
+        fix = "use dtype=torch.float64" if dtype == torch.float32 else "please report it, with the weights"
         super().__init__(
-            f"layer {layer!r}: the eigensolver returned NaN or Inf eigenvalues in {dtype} for finite weights; "
-            "use dtype=torch.float64"
+            f"layer {layer!r}: the eigensolver returned NaN or Inf eigenvalues in {dtype} for finite weights; {fix}"
         )
         self.layer = layer
+
+
+GramOverflowError = EigensolverError  # its earlier name: the Gram matrix can no longer overflow
 
 
 @dataclass
@@ -287,8 +290,12 @@ def measure(
     target = compute_dtype(torch.float32, dtype)
 
     def normalized(i: int) -> torch.Tensor:
-        mats, exponents[i] = power_of_two_normalized(layers[i].matrices().to(target))
-        return mats
+        mats = layers[i].matrices()
+        converted = mats.to(
+            target
+        )  # scaled in place only when this made a copy: never the weights themselves
+        scaled, exponents[i] = power_of_two_normalized(converted, inplace=converted is not mats)
+        return scaled
 
     makers = [lambda i=i: normalized(i).numpy() for i in cpu]
     for i, per_matrix in zip(cpu, gram_eigenvalues(makers, workers=max(1, torch.get_num_threads()))):
@@ -320,8 +327,9 @@ def measure(
         grams, owners = [], []
         for pos, i in enumerate(idx):
             mats = layers[i].matrices()
-            mats, exponents[i] = power_of_two_normalized(mats.to(compute_dtype(mats.dtype, dtype)))
-            g = gram(mats)
+            converted = mats.to(compute_dtype(mats.dtype, dtype))
+            scaled, exponents[i] = power_of_two_normalized(converted, inplace=converted is not mats)
+            g = gram(scaled)
             grams.append(g)
             owners.append((i, g.shape[0]))
             if sum(x.shape[0] for x in grams) >= per_batch or pos == len(idx) - 1:

@@ -16,10 +16,11 @@ the spectrum agrees with a float64 SVD to ~1e-6 relative; eigenvalues below the 
 Scale: LAPACK's eigensolvers rescale a matrix whose norm is very large or small (for float32 tridiagonal norms
 below ~3e-5, which weights with entries ~1e-3 reach) by a factor that is not a power of two, so the spectrum of
 ``c * W`` would not be exactly ``c**2`` times that of ``W``. Every stack is therefore first multiplied by the power
-of two that puts its mean eigenvalue in [0.25, 1) (exact in binary floating point, and a no-op for many trained
-weights), and the eigenvalues are multiplied back in float64. The decomposed matrix is then the same, bit for
-bit, for ``W`` and ``2**k * W`` (so alpha agrees to the float64 fit's round-off), the Gram matrix never
-overflows, and huge but finite weights are measured in float32 like any others.
+of two that puts its largest entry in [0.5, 1) (exact in binary floating point), and the eigenvalues are multiplied
+back in float64. The decomposed matrix is then the same, bit for bit, for ``W`` and ``2**k * W`` (so alpha agrees to
+the float64 fit's round-off), the Gram matrix's entries stay below its inner dimension (no overflow), and huge or
+tiny but finite weights are measured in float32 like any others. The cost: one pass to find the largest entry, and
+one scaled copy of the stack being decomposed (none when its largest entry is already in [0.5, 1)).
 
 Where it runs: on the weights' own device. Half precision is upcast to float32 (``dtype=torch.float64`` for double).
 On the CPU, real matrices go through LAPACK ``syrk`` (half the flops of a matmul) and ``syevd`` one at a time, which
@@ -52,20 +53,25 @@ def compute_dtype(tensor_dtype: torch.dtype, dtype: torch.dtype = torch.float32)
     return dtype
 
 
-def power_of_two_normalized(mats: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``(mats * 2**-e, e)``, with ``e`` the power of two that puts the mean eigenvalue of the (b, n, m) stack's
-    Gram matrices in [0.25, 1); ``(mats, 0)`` for zero or non-finite weights (left for the caller to report).
-    The eigenvalues of the result times ``4**e`` are those of ``mats``."""
-    count = mats.shape[0] * min(mats.shape[-2:]) if mats.dim() >= 2 else 0
-    if count == 0:
+def power_of_two_normalized(mats: torch.Tensor, *, inplace: bool = False) -> tuple[torch.Tensor, int]:
+    """``(mats * 2**-e, e)``, with ``e`` the power of two that puts the stack's largest magnitude in [0.5, 1);
+    ``(mats, 0)`` for zero or non-finite weights (left for the caller to report). The eigenvalues of the
+    result times ``4**e`` are those of ``mats``. ``inplace=True`` scales ``mats`` itself (pass it only for a
+    tensor the caller owns, e.g. a fresh dtype conversion)."""
+    if mats.numel() == 0:
         return mats, 0
-    # float64 accumulation: the sum of squares of huge float32 weights would overflow in float32.
-    wide = torch.complex128 if mats.is_complex() else torch.float64
-    rms = float(torch.linalg.vector_norm(mats, dtype=wide)) / math.sqrt(count)
-    if not math.isfinite(rms) or rms == 0:
+    top = float(torch.linalg.vector_norm(mats, ord=math.inf))  # no temporary copy, unlike abs().amax()
+    if not math.isfinite(top) or top == 0:
         return mats, 0
-    e = math.frexp(rms)[1]
-    return (mats * (2.0**-e), e) if e else (mats, 0)
+    e = math.frexp(top)[1]
+    if e == 0:
+        return mats, 0
+    # 2**-e itself may not fit the dtype (float32 weights below ~1e-38 need 2**130): then two exact halves
+    parts = [-e] if abs(e) <= 60 else [-e // 2, -e - (-e // 2)]
+    out = mats if inplace else None
+    for part in parts:
+        out = mats * 2.0**part if out is None else out.mul_(2.0**part)
+    return out, e
 
 
 def gram(mats: torch.Tensor) -> torch.Tensor:
@@ -109,7 +115,8 @@ def _normalized_esd_batches(
     target = compute_dtype(mats.dtype, dtype)
     n, m = mats.shape[-2:]
     s = min(n, m)
-    mats, exponent = power_of_two_normalized(mats.to(target))
+    converted = mats.to(target)
+    mats, exponent = power_of_two_normalized(converted, inplace=converted is not mats)
     if mats.device.type == "cpu" and not mats.is_complex():
         stack = mats.numpy()
         eigs = torch.from_numpy(next(gram_eigenvalues([lambda: stack])))

@@ -473,7 +473,9 @@ def _split_options_only(task: str, params: dict, own: str) -> dict:
 
 
 def _text_task(factory):
-    """Mark a text task's factory: with no --model (flag or config key), the CLI runs it on MiniLM-L6."""
+    """Mark a text task's factory: with no --model (flag or config key), the CLI runs it on MiniLM-L6.
+
+    Any registered task factory may set a ``default_model`` attribute (a registered model name) the same way."""
     factory.default_model = "minilm"
     return factory
 
