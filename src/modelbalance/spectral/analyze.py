@@ -27,7 +27,7 @@ from .eigenvalues import (
     compute_dtype,
     esd_batches,
     gram,
-    power_of_two_normalized,
+    to_normalized,
     zero_roundoff,
 )
 from .lapack import gram_eigenvalues
@@ -284,17 +284,13 @@ def measure(
         for i, layer in enumerate(layers)
         if layer.device.type == "cpu" and not layer.is_complex and i not in empty
     ]
-    # Weights of extreme scale are first scaled by a power of two (see spectral/eigenvalues.py), its exponent
-    # kept per layer until finish() scales the eigenvalues back.
+    # Every stack is first scaled by a power of two (see spectral/eigenvalues.py); its exponent is kept per layer
+    # until finish() scales the eigenvalues back.
     exponents: dict[int, int] = {}
     target = compute_dtype(torch.float32, dtype)
 
     def normalized(i: int) -> torch.Tensor:
-        mats = layers[i].matrices()
-        converted = mats.to(
-            target
-        )  # scaled in place only when this made a copy: never the weights themselves
-        scaled, exponents[i] = power_of_two_normalized(converted, inplace=converted is not mats)
+        scaled, exponents[i] = to_normalized(layers[i].matrices(), target)
         return scaled
 
     makers = [lambda i=i: normalized(i).numpy() for i in cpu]
@@ -327,8 +323,7 @@ def measure(
         grams, owners = [], []
         for pos, i in enumerate(idx):
             mats = layers[i].matrices()
-            converted = mats.to(compute_dtype(mats.dtype, dtype))
-            scaled, exponents[i] = power_of_two_normalized(converted, inplace=converted is not mats)
+            scaled, exponents[i] = to_normalized(mats, compute_dtype(mats.dtype, dtype))
             g = gram(scaled)
             grams.append(g)
             owners.append((i, g.shape[0]))

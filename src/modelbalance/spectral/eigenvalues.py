@@ -74,6 +74,13 @@ def power_of_two_normalized(mats: torch.Tensor, *, inplace: bool = False) -> tup
     return out, e
 
 
+def to_normalized(mats: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, int]:
+    """``mats`` in ``dtype``, scaled by :func:`power_of_two_normalized`: in place when the conversion copied,
+    so the caller's tensor (often a view of the weights) is never modified."""
+    converted = mats.to(dtype)
+    return power_of_two_normalized(converted, inplace=converted is not mats)
+
+
 def gram(mats: torch.Tensor) -> torch.Tensor:
     """(b, n, m) -> (b, s, s) Hermitian Gram matrices of the smaller side s = min(n, m)."""
     n, m = mats.shape[-2:]
@@ -115,8 +122,7 @@ def _normalized_esd_batches(
     target = compute_dtype(mats.dtype, dtype)
     n, m = mats.shape[-2:]
     s = min(n, m)
-    converted = mats.to(target)
-    mats, exponent = power_of_two_normalized(converted, inplace=converted is not mats)
+    mats, exponent = to_normalized(mats, target)
     if mats.device.type == "cpu" and not mats.is_complex():
         stack = mats.numpy()
         eigs = torch.from_numpy(next(gram_eigenvalues([lambda: stack])))
