@@ -26,7 +26,8 @@ STUDIES=("$@")
   mpnet_pairs_k32_lora_cpu_fixed_lr mpnet_pairs_k32_lora_cpu_llrd pairs_k512_lora pairs_k512_lora_llrd
   wordnet_k32_lora wordnet_k2_lora wordnet_k32_lora_controls wordnet_k2_lora_fixed_lr wordnet_n3328_fixed_lr
   wordnet_k2_lora_controls spam_lora_k4 spam_lora_confirm spam_lora_k256 spam_lora_k4_fixed_lr
-  spam_lora_k4_mcc)
+  spam_lora_k4_mcc wordnet_k2_lora_controls_tuned spam_lora_k64_llrd mpnet_k4_cpu_controls
+  mpnet_k16_cpu_controls spam_lora_k256_llrd spam_k256_controls_tuned)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -38,13 +39,7 @@ for name in "${STUDIES[@]}"; do
   reuse=()  # an exploration, controls, strength, metric, finer-grid or LLRD study reuses its parent's runs
   parents=()
   case $name in
-    *_explore) parents=("${name%_explore}") ;;
-    *_controls) parents=("${name%_controls}") ;;
-    *_strength) parents=("${name%_strength}") ;;
-    *_metric) parents=("${name%_metric}") ;;
-    *_fine) parents=("${name%_fine}") ;;
-    *_tb_llrd) parents=("${name%_tb_llrd}") ;;
-    *_llrd) parents=("${name%_llrd}") ;;
+    # the named studies come before the suffix patterns: bash takes the first pattern that matches
     wordnet_k32_llrd_rate) parents=(wordnet_k32_llrd wordnet_k32_confirm) ;;  # seeds 0-4 and 5-9 at 1e-4
     wordnet_k32_repick) parents=(wordnet_k32_llrd wordnet_k32_confirm wordnet_k32_llrd_rate) ;;
     wordnet_k8_llrd_confirm) parents=(wordnet_k8_confirm) ;;  # baseline and tb at 3e-4 on seeds 10-19
@@ -55,6 +50,16 @@ for name in "${STUDIES[@]}"; do
     spam_lora_k4_mcc) parents=(spam_lora_k4 spam_lora_k4_fixed_lr) ;;  # every tuning run; the test runs at 1e-2
     wordnet_k2_lora_controls) parents=(wordnet_k2_lora wordnet_k2_lora_fixed_lr) ;;  # baseline and tb at 1e-2
     pairs_k512_lora) parents=(pairs_k512_lora_fixed_lr pairs_k512_lora_confirm) ;;  # seeds 0-4 and 5-9 at 1e-3
+    wordnet_k2_lora_controls_tuned) parents=(wordnet_k2_lora wordnet_k2_lora_controls) ;;  # its controls at 1e-2
+    mpnet_k4_cpu_controls) parents=(mpnet_k4_cpu_llrd) ;;  # baseline and tb on its 6 rates
+    spam_k256_controls_tuned) parents=(spam_k256 spam_k256_controls) ;;  # the placebo at 1e-4
+    *_explore) parents=("${name%_explore}") ;;
+    *_controls) parents=("${name%_controls}") ;;
+    *_strength) parents=("${name%_strength}") ;;
+    *_metric) parents=("${name%_metric}") ;;
+    *_fine) parents=("${name%_fine}") ;;
+    *_tb_llrd) parents=("${name%_tb_llrd}") ;;
+    *_llrd) parents=("${name%_llrd}") ;;
   esac
   for parent in "${parents[@]}"; do reuse+=(--reuse "$(runs_of "$parent")"); done
   if [ "${FROM_PUBLISHED:-0}" = 1 ] && [ -f "docs/results/nlp_$name/runs.tar.gz" ]; then
