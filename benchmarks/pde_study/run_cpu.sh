@@ -40,11 +40,16 @@ STUDY_WORKERS=2 study cfd1d_fno_225_controls_cpu cfd1d_fno_225_tuned_cpu  # its 
 # the controls tuned on the whole 5-rate grid, and baseline and TB's tuning at 3e-4: 12 new runs, ~2 h (more if a
 # control picks another rate than 1e-2)
 STUDY_WORKERS=2 study cfd1d_fno_225 cfd1d_fno_225_tuned_cpu cfd1d_fno_225_controls_cpu cfd1d_fno_225_fixed_lr
+# every pick strictly inside its grid: the three single-step studies whose picks sat on an edge, on wider grids
+# (their runs at the shared rates reused): ~1.5 h
+study darcy_fno_10seeds_lr_wide darcy_fno_10seeds & study darcy_fno_lr_wide darcy_fno & wait
+study burgers_fno_lr_wide burgers_fno
 for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet burgers_fno_explore \
   burgers_fno_fixed_lr burgers_fno_fixed_lr_1e-2 darcy_fno_fixed_lr burgers_fno_wide burgers_fno_long \
   cfd1d_fno_54 cfd1d_fno_54_fixed_lr cfd1d_fno_54_controls cfd1d_unet_54 \
   cfd1d_unet_54_controls cfd1d_fno_225_fixed_lr cfd1d_fno_54_strength cfd1d_fno_54_strength_controls \
-  cfd1d_fno_225_tuned_cpu cfd1d_fno_225_controls_cpu cfd1d_fno_225; do
+  cfd1d_fno_225_tuned_cpu cfd1d_fno_225_controls_cpu cfd1d_fno_225 darcy_fno_10seeds_lr_wide darcy_fno_lr_wide \
+  burgers_fno_lr_wide; do
   rm -rf "docs/results/$s"
   python benchmarks/pde_study/merge.py --config "$S/$s.toml" --out "docs/results/$s" "$W/$s" > "$W/merge_$s.log" 2>&1
   tar -czf "docs/results/$s/runs.tar.gz" -C "docs/results/$s" runs && rm -rf "docs/results/$s/runs"
