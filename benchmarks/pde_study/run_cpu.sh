@@ -2,7 +2,7 @@
 # The whole PDE study on a 2-core machine: two studies at a time (one torch thread each), each in its own
 # resumable folder under WORKDIR; a study that extends another (more seeds, a wider grid, variants) takes the
 # runs it shares with it through --reuse instead of training them again. Then the reports: docs/results/<study>/.
-# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 14.5 h on 2 cores; rerun to continue)
+# Usage: bash benchmarks/pde_study/run_cpu.sh [WORKDIR]    (about 15 h on 2 cores; rerun to continue)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-/tmp/pde_study}
@@ -41,7 +41,7 @@ STUDY_WORKERS=2 study cfd1d_fno_225_controls_cpu cfd1d_fno_225_tuned_cpu  # its 
 # control picks another rate than 1e-2)
 STUDY_WORKERS=2 study cfd1d_fno_225 cfd1d_fno_225_tuned_cpu cfd1d_fno_225_controls_cpu cfd1d_fno_225_fixed_lr
 # every pick strictly inside its grid: the three single-step studies whose picks sat on an edge, on wider grids
-# (their runs at the shared rates reused): ~1.5 h
+# (their runs at the shared rates reused): ~0.5 h
 study darcy_fno_10seeds_lr_wide darcy_fno_10seeds & study darcy_fno_lr_wide darcy_fno & wait
 study burgers_fno_lr_wide burgers_fno
 for s in burgers_fno burgers_fno_10seeds darcy_fno darcy_fno_10seeds darcy_unet burgers_fno_explore \
