@@ -27,7 +27,7 @@ STUDIES=("$@")
   wordnet_k32_lora wordnet_k2_lora wordnet_k32_lora_controls wordnet_k2_lora_fixed_lr wordnet_n3328_fixed_lr
   wordnet_k2_lora_controls spam_lora_k4 spam_lora_confirm spam_lora_k256 spam_lora_k4_fixed_lr
   spam_lora_k4_mcc wordnet_k2_lora_controls_tuned spam_lora_k64_llrd mpnet_k4_cpu_controls
-  mpnet_k16_cpu_controls spam_lora_k256_llrd spam_k256_controls_tuned)
+  mpnet_k16_cpu_controls spam_lora_k256_llrd spam_k256_controls_tuned wordnet_n3328_fixed_lr_seed4)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
