@@ -282,12 +282,22 @@ def test_local_hugging_face_folder(capsys, tmp_path, transformers, tiny_bert_con
         assert f"{spec.alpha:.3f}" in line
 
 
-def test_progress_bar_over_layers(capsys, tmp_path):
+def test_progress_bar_over_layers(capsys, tmp_path, monkeypatch):
+    # the module, not the function of the same name that modelbalance.spectral exports
+    monkeypatch.setattr(sys.modules["modelbalance.spectral.analyze"], "PROGRESS_DELAY_S", 0.0)
     path = tmp_path / "weights.pt"
     torch.save(small_model().state_dict(), path)
     code, out, err = run_cli(capsys, "analyze", str(path))
     assert code == 0
     assert "spectra" in err and "/3 [" in err
+
+
+def test_no_progress_bar_flashes_past_for_a_quick_analysis(capsys, tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(small_model().state_dict(), path)
+    code, out, err = run_cli(capsys, "analyze", str(path))  # three tiny layers: well under the bar's delay
+    assert code == 0 and "layer" in out
+    assert "spectra" not in err
 
 
 @pytest.mark.slow

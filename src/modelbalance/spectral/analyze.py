@@ -37,6 +37,8 @@ from .powerlaw import FitConfig, fit_power_law
 from .reference import farms_eigenvalues, null_alpha
 
 NAN = float("nan")
+# the spectra bar shows only once the work has taken this long: no bar flashes past for a small model
+PROGRESS_DELAY_S = 1.0
 
 
 class NonFiniteWeightsError(ValueError):
@@ -244,7 +246,14 @@ def measure(
         raise ValueError(f"min_eigs must be at least 2, got {min_eigs}")
     compute_dtype(torch.float32, dtype)  # validates dtype up front
     specs = [_new_spectrum(layer) for layer in layers]
-    bar = tqdm(total=len(layers), desc="spectra", unit="layer", disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(layers),
+        desc="spectra",
+        unit="layer",
+        disable=not progress,
+        leave=False,
+        delay=PROGRESS_DELAY_S,
+    )
 
     def finish(i: int, per_matrix: np.ndarray | torch.Tensor) -> None:
         layer, spec = layers[i], specs[i]
