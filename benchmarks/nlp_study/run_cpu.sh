@@ -27,7 +27,8 @@ STUDIES=("$@")
   wordnet_k32_lora wordnet_k2_lora wordnet_k32_lora_controls wordnet_k2_lora_fixed_lr wordnet_n3328_fixed_lr
   wordnet_k2_lora_controls spam_lora_k4 spam_lora_confirm spam_lora_k256 spam_lora_k4_fixed_lr
   spam_lora_k4_mcc wordnet_k2_lora_controls_tuned spam_lora_k64_llrd mpnet_k4_cpu_controls
-  mpnet_k16_cpu_controls spam_lora_k256_llrd spam_k256_controls_tuned wordnet_n3328_fixed_lr_seed4 wordnet_n3328)
+  mpnet_k16_cpu_controls spam_lora_k256_llrd spam_k256_controls_tuned wordnet_n3328_fixed_lr_seed4 wordnet_n3328
+  wordnet_n3328_lr_wide)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -54,6 +55,7 @@ for name in "${STUDIES[@]}"; do
     mpnet_k4_cpu_controls) parents=(mpnet_k4_cpu_llrd) ;;  # baseline and tb on its 6 rates
     spam_k256_controls_tuned) parents=(spam_k256 spam_k256_controls) ;;  # the placebo at 1e-4
     wordnet_n3328) parents=(wordnet_n3328_fixed_lr wordnet_n3328_fixed_lr_seed4) ;;  # seeds 0-4 at 1e-4
+    wordnet_n3328_lr_wide) parents=(wordnet_n3328 wordnet_n3328_fixed_lr wordnet_n3328_fixed_lr_seed4) ;;
     *_explore) parents=("${name%_explore}") ;;
     *_controls) parents=("${name%_controls}") ;;
     *_strength) parents=("${name%_strength}") ;;
