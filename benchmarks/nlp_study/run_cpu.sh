@@ -55,7 +55,7 @@ for name in "${STUDIES[@]}"; do
     mpnet_k4_cpu_controls) parents=(mpnet_k4_cpu_llrd) ;;  # baseline and tb on its 6 rates
     spam_k256_controls_tuned) parents=(spam_k256 spam_k256_controls) ;;  # the placebo at 1e-4
     wordnet_n3328) parents=(wordnet_n3328_fixed_lr wordnet_n3328_fixed_lr_seed4) ;;  # seeds 0-4 at 1e-4
-    wordnet_n3328_lr_wide) parents=(wordnet_n3328 wordnet_n3328_fixed_lr wordnet_n3328_fixed_lr_seed4) ;;
+    wordnet_n3328_lr_wide) parents=(wordnet_n3328) ;;  # its folder holds the test runs it reused too
     *_explore) parents=("${name%_explore}") ;;
     *_controls) parents=("${name%_controls}") ;;
     *_strength) parents=("${name%_strength}") ;;
