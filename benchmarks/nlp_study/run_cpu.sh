@@ -28,7 +28,7 @@ STUDIES=("$@")
   wordnet_k2_lora_controls spam_lora_k4 spam_lora_confirm spam_lora_k256 spam_lora_k4_fixed_lr
   spam_lora_k4_mcc wordnet_k2_lora_controls_tuned spam_lora_k64_llrd mpnet_k4_cpu_controls
   mpnet_k16_cpu_controls spam_lora_k256_llrd spam_k256_controls_tuned wordnet_n3328_fixed_lr_seed4 wordnet_n3328
-  wordnet_n3328_lr_wide mpnet_k16_cpu_llrd)
+  wordnet_n3328_lr_wide mpnet_k16_cpu_llrd mpnet_wordnet_k2_cpu)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
