@@ -28,7 +28,8 @@ STUDIES=("$@")
   wordnet_k2_lora_controls spam_lora_k4 spam_lora_confirm spam_lora_k256 spam_lora_k4_fixed_lr
   spam_lora_k4_mcc wordnet_k2_lora_controls_tuned spam_lora_k64_llrd mpnet_k4_cpu_controls
   mpnet_k16_cpu_controls spam_lora_k256_llrd spam_k256_controls_tuned wordnet_n3328_fixed_lr_seed4 wordnet_n3328
-  wordnet_n3328_lr_wide spam_k256_llrd_wide mpnet_k16_cpu_llrd mpnet_wordnet_k2_cpu)
+  wordnet_n3328_lr_wide spam_k256_llrd_wide spam_k256_lr_wide mpnet_k16_cpu_llrd
+  mpnet_wordnet_k2_cpu)
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
@@ -57,6 +58,7 @@ for name in "${STUDIES[@]}"; do
     wordnet_n3328) parents=(wordnet_n3328_fixed_lr wordnet_n3328_fixed_lr_seed4) ;;  # seeds 0-4 at 1e-4
     wordnet_n3328_lr_wide) parents=(wordnet_n3328) ;;  # its folder holds the test runs it reused too
     spam_k256_llrd_wide) parents=(spam_k256_llrd spam_k256_controls_tuned) ;;  # baseline and tb at 1e-3
+    spam_k256_lr_wide) parents=(spam_k256_controls_tuned spam_k256_llrd_wide) ;;
     *_explore) parents=("${name%_explore}") ;;
     *_controls) parents=("${name%_controls}") ;;
     *_strength) parents=("${name%_strength}") ;;
