@@ -128,6 +128,19 @@ def test_picks_at_a_grid_edge_are_flagged_in_log_summary_and_json(tmp_path, caps
     assert all(p["grid_edge"] == [] for p in picked)
 
 
+def test_a_pick_inside_its_grid_that_ties_an_edge_is_flagged(tmp_path, capsys):
+    # rates far below float32's resolution of the weights leave every run bitwise equal: the first grid entry wins
+    # the tie, inside the grid by value, and both edges scored the same, so the grid is not shown to be wide enough
+    config = tiny_config(tmp_path / "out", lrs=(1e-29, 1e-30, 1e-28), fractions=(1.0,))
+    outcome = quiet(config)
+    assert set(outcome.picked_lrs.values()) == {1e-29}
+    assert "tied with an edge of its grid" in capsys.readouterr().out
+    assert all(axes == ["lr (bottom, tied)", "lr (top, tied)"] for axes in outcome.grid_edges.values())
+    assert "Grid too narrow" in (tmp_path / "out" / "summary.md").read_text()
+    picked = json.loads((tmp_path / "out" / "results.json").read_text())["picked"]
+    assert all(p["grid_edge"] == ["lr (bottom, tied)", "lr (top, tied)"] for p in picked)
+
+
 def test_learning_rate_is_picked_on_validation(tmp_path):
     config = tiny_config(tmp_path / "out", lrs=(3e-2, 1e-3))
     outcome = quiet(config)

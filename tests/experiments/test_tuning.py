@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelbalance.experiments.plan import normalize_params
-from modelbalance.experiments.tuning import edge_axes
+from modelbalance.experiments.tuning import edge_axes, tied_edge_axes
 
 axis_values = st.lists(
     st.floats(min_value=1e-6, max_value=10.0, allow_nan=False), min_size=2, max_size=6, unique=True
@@ -51,3 +51,44 @@ def test_numpy_values_count_and_a_zero_bottom_is_a_bound():
     grid = {"lr": (np.float32(1e-4), np.float32(3e-4)), "warmup": (0.0, 0.06, 0.1)}
     point = normalize_params({"lr": np.float32(3e-4), "warmup": 0.0})
     assert edge_axes(point, grid) == ["lr (top)"]  # numpy floats are numbers; warm-up 0 cannot be widened
+
+
+def _stats(means: dict, failed=()) -> dict:
+    """pick_learning_rate's second value for an lr-only grid: lr -> (n_ok, n_failed, mean, std)."""
+    return {
+        normalize_params({"lr": lr}): (0, 1, float("nan"), 0.0) if lr in failed else (1, 0, m, 0.0)
+        for lr, m in means.items()
+    }
+
+
+@given(values=axis_values, data=st.data())
+def test_an_edge_is_tied_exactly_when_it_scored_the_picks_mean(values, data):
+    pick = data.draw(st.sampled_from(values))
+    means = {v: data.draw(st.sampled_from([0.5, 0.7, 0.9])) for v in values}
+    means[pick] = 0.9
+    ties = tied_edge_axes(normalize_params({"lr": pick}), {"lr": tuple(values)}, _stats(means))
+    expected = [
+        f"lr ({side}, tied)"
+        for side, edge in (("bottom", min(values)), ("top", max(values)))
+        if edge != pick and means[edge] == 0.9
+    ]
+    assert ties == expected
+
+
+def test_a_failed_edge_or_a_zero_bottom_does_not_tie_and_other_axes_stay_at_the_pick():
+    grid = {"lr": (1e-4, 3e-4, 1e-3)}
+    stats = _stats({1e-4: 0.9, 3e-4: 0.9, 1e-3: 0.9}, failed=(1e-3,))
+    assert tied_edge_axes(normalize_params({"lr": 3e-4}), grid, stats) == ["lr (bottom, tied)"]
+    # two axes: s_max's top ties only at the picked lr; the same score at another lr is not the pick's edge
+    grid = {"lr": (1e-4, 3e-4), "s_max": (0.0, 0.5, 1.0)}
+    scores = {
+        (1e-4, 0.0): 0.9,
+        (1e-4, 0.5): 0.8,
+        (1e-4, 1.0): 0.8,
+        (3e-4, 0.0): 0.7,
+        (3e-4, 0.5): 0.9,
+        (3e-4, 1.0): 0.9,
+    }
+    stats = {normalize_params({"lr": lr, "s_max": s}): (1, 0, m, 0.0) for (lr, s), m in scores.items()}
+    # pick (3e-4, 0.5): its lr bottom (1e-4, 0.5) scored 0.8, its s_max top 0.9 ties, its s_max bottom 0 is a bound
+    assert tied_edge_axes(normalize_params({"lr": 3e-4, "s_max": 0.5}), grid, stats) == ["s_max (top, tied)"]

@@ -399,8 +399,9 @@ def summary_markdown(
     if edge_picks:
         lines += [
             "",
-            "**Grid too narrow**: these picks lie at an edge of their grid, so the best setting may lie outside "
-            "it; widen the grid before reading the comparison as tuned.",
+            "**Grid too narrow**: these picks lie at an edge of their grid, or tie on validation with an edge "
+            "value that lost only by the tie rule (`tied`), so the best setting may lie outside it; widen the grid "
+            "before reading the comparison as tuned.",
             "",
         ] + [f"- {line}" for line in edge_picks]
     if signal_free_picks:

@@ -45,7 +45,13 @@ from modelbalance.experiments.training import (
     to_device,
     train,
 )
-from modelbalance.experiments.tuning import GridPoint, edge_axes, pick_learning_rate, without_signal
+from modelbalance.experiments.tuning import (
+    GridPoint,
+    edge_axes,
+    pick_learning_rate,
+    tied_edge_axes,
+    without_signal,
+)
 
 GridKey = tuple  # a normalised grid point: (("lr", 1e-3), ("batch_size", 16), ...)
 
@@ -616,8 +622,9 @@ class ExperimentOutcome:
 
     ``picked`` maps (fraction, method) to the chosen grid point (a tuple of (name, value) pairs, ``lr`` first)
     or None; ``picked_lrs`` is the same with the learning rate alone; ``grid_edges`` maps the tuned picks that lie
-    at an edge of their grid to those axes (``tuning.edge_axes``); ``signal_free_picks`` lists the tuned picks whose
-    every tuning run has validation MCC 0 (``tuning.without_signal``: a collapsed classifier won the tuning).
+    at an edge of their grid, or tie with an edge value, to those axes (``tuning.edge_axes``,
+    ``tuning.tied_edge_axes``); ``signal_free_picks`` lists the tuned picks whose every tuning run has validation
+    MCC 0 (``tuning.without_signal``: a collapsed classifier won the tuning).
     """
 
     out: Path
@@ -938,11 +945,16 @@ def _sweep(
                 sweep.bar.write(
                     f"no configuration of the grid trained without failing: {method} f={fraction:g}"
                 )
-            elif axes := edge_axes(best, config.grid(method)):
+            elif axes := edge_axes(best, config.grid(method)) + tied_edge_axes(
+                best, config.grid(method), stats
+            ):
                 grid_edges[fraction, method] = axes
+                where = (
+                    "at the edge of its grid" if "tied" not in axes[0] else "tied with an edge of its grid"
+                )
                 sweep.bar.write(
-                    f"warning: {method} at {prepared.subset_name(fraction)} picked {point_label(best)}, at the edge "
-                    f"of its grid ({', '.join(axes)}): the best setting may lie outside it; widen the grid"
+                    f"warning: {method} at {prepared.subset_name(fraction)} picked {point_label(best)}, {where} "
+                    f"({', '.join(axes)}): the best setting may lie outside it; widen the grid"
                 )
             if best is not None and without_signal(by_point[best]):
                 signal_free.append((fraction, method))

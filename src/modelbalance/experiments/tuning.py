@@ -113,13 +113,54 @@ def edge_axes(point, grid: dict[str, tuple]) -> list[str]:
     """
     values_of = dict(point)
     edges = []
-    for name, values in grid.items():
-        numeric = [v for v in values if isinstance(v, numbers.Real) and not isinstance(v, bool)]
-        if len(set(numeric)) < 2 or len(numeric) != len(values) or name not in values_of:
-            continue
+    for name, numeric in _numeric_axes(grid, values_of):
         value = values_of[name]
         if value == min(numeric) and value != 0:  # 0 (no warm-up, no decay) is a bound, not an edge
             edges.append(f"{name} (bottom)")
         elif value == max(numeric):
             edges.append(f"{name} (top)")
     return edges
+
+
+def tied_edge_axes(point, grid: dict[str, tuple], stats: dict) -> list[str]:
+    """The numeric axes of ``grid`` whose edge value, with the other axes held at the picked ``point``, scored the
+    same mean validation metric as the pick.
+
+    Ties go to the earlier grid entry, so a pick can sit inside its grid only because of the tie rule: the edge
+    did as well, and the best setting may lie beyond it just as for a pick at the edge. ``stats`` is
+    ``pick_learning_rate``'s second value (point -> (n_ok, n_failed, mean, std)); an edge with a failed run
+    does not tie.
+
+    Examples
+    --------
+    >>> grid = {"lr": (1e-4, 3e-4, 1e-3)}
+    >>> means = {1e-4: 0.90, 3e-4: 0.94, 1e-3: 0.94}  # 1e-3 lost to 3e-4 by the tie rule only
+    >>> stats = {(("lr", lr),): (1, 0, mean, 0.0) for lr, mean in means.items()}
+    >>> tied_edge_axes((("lr", 3e-4),), grid, stats)
+    ['lr (top, tied)']
+    """
+    from modelbalance.experiments.plan import normalize_params
+
+    values_of = dict(point)
+    picked = stats.get(point)
+    if picked is None or picked[0] == 0:
+        return []
+    ties = []
+    for name, numeric in _numeric_axes(grid, values_of):
+        for side, edge in (("bottom", min(numeric)), ("top", max(numeric))):
+            if edge == values_of[name] or (side == "bottom" and edge == 0):
+                continue
+            n_ok, n_failed, mean, _ = stats.get(
+                normalize_params({**values_of, name: edge}), (0, 0, math.nan, 0)
+            )
+            if n_ok and not n_failed and math.isclose(mean, picked[2], rel_tol=1e-9, abs_tol=1e-12):
+                ties.append(f"{name} ({side}, tied)")
+    return ties
+
+
+def _numeric_axes(grid: dict[str, tuple], values_of: dict):
+    """(name, values) of the axes that have an inside: numbers only, at least two of them, set in the point."""
+    for name, values in grid.items():
+        numeric = [v for v in values if isinstance(v, numbers.Real) and not isinstance(v, bool)]
+        if len(set(numeric)) >= 2 and len(numeric) == len(values) and name in values_of:
+            yield name, numeric
