@@ -11,6 +11,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
+from modelbalance.experiments.plan import normalize_params
 from modelbalance.experiments.stats import mean_std
 
 
@@ -139,8 +140,6 @@ def tied_edge_axes(point, grid: dict[str, tuple], stats: dict) -> list[str]:
     >>> tied_edge_axes((("lr", 3e-4),), grid, stats)
     ['lr (top, tied)']
     """
-    from modelbalance.experiments.plan import normalize_params
-
     values_of = dict(point)
     picked = stats.get(point)
     if picked is None or picked[0] == 0:
