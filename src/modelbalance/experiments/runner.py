@@ -945,17 +945,16 @@ def _sweep(
                 sweep.bar.write(
                     f"no configuration of the grid trained without failing: {method} f={fraction:g}"
                 )
-            elif axes := edge_axes(best, config.grid(method)) + tied_edge_axes(
-                best, config.grid(method), stats
-            ):
-                grid_edges[fraction, method] = axes
-                where = (
-                    "at the edge of its grid" if "tied" not in axes[0] else "tied with an edge of its grid"
-                )
-                sweep.bar.write(
-                    f"warning: {method} at {prepared.subset_name(fraction)} picked {point_label(best)}, {where} "
-                    f"({', '.join(axes)}): the best setting may lie outside it; widen the grid"
-                )
+            else:
+                axes = config.grid(method)
+                edges, ties = edge_axes(best, axes), tied_edge_axes(best, axes, stats)
+                if edges or ties:
+                    grid_edges[fraction, method] = edges + ties
+                    where = "at the edge of its grid" if edges else "tied with an edge of its grid"
+                    sweep.bar.write(
+                        f"warning: {method} at {prepared.subset_name(fraction)} picked {point_label(best)}, "
+                        f"{where} ({', '.join(edges + ties)}): the best setting may lie outside it; widen the grid"
+                    )
             if best is not None and without_signal(by_point[best]):
                 signal_free.append((fraction, method))
                 sweep.bar.write(
